@@ -1,0 +1,68 @@
+// The file layer: every byte trackpoint reads or writes goes through these
+// two interfaces, so tests can swap in memory-backed or fault-injecting files.
+#ifndef TRACKPOINT_UTIL_FILE_H_
+#define TRACKPOINT_UTIL_FILE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "trackpoint/status.h"
+
+namespace trackpoint {
+
+// An append-only file. Errors are sticky: after a failed call every later
+// call returns the same error.
+// Thread safety: not thread-safe; one writer at a time.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual Status Append(std::string_view data) = 0;
+  // Pushes buffered bytes to the OS and fsyncs them.
+  virtual Status Sync() = 0;
+  // Flushes and closes; does not fsync. Idempotent.
+  virtual Status Close() = 0;
+  virtual const std::string& name() const = 0;
+};
+
+// A file read at arbitrary offsets.
+// Thread safety: Read is safe to call from several threads at once.
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  // Reads exactly n bytes at offset into dst. A range past the end of the
+  // file is a DataLoss error naming the file, the offset and the size.
+  virtual Status Read(uint64_t offset, size_t n, char* dst) const = 0;
+  virtual uint64_t size() const = 0;
+  virtual const std::string& name() const = 0;
+};
+
+Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path);
+Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+    const std::string& path);
+
+// A WritableFile that appends into a caller-owned string (for tests and for
+// building small files in memory). The string must outlive the file.
+std::unique_ptr<WritableFile> NewStringWritableFile(std::string* contents,
+                                                    std::string name);
+// A RandomAccessFile over a copy of contents.
+std::unique_ptr<RandomAccessFile> NewStringRandomAccessFile(
+    std::string contents, std::string name);
+
+bool FileExists(const std::string& path);
+Result<uint64_t> GetFileSize(const std::string& path);
+Status RenameFile(const std::string& from, const std::string& to);
+Status DeleteFile(const std::string& path);
+// Creates the directory and its missing parents ("mkdir -p").
+Status CreateDirs(const std::string& path);
+// fsyncs a directory, making renames and creations inside it durable.
+Status SyncDir(const std::string& path);
+// The directory part of a path ("." when there is none).
+std::string Dirname(const std::string& path);
+// A random unsigned 64-bit number, for temporary file names.
+uint64_t RandomU64();
+
+}  // namespace trackpoint
+
+#endif  // TRACKPOINT_UTIL_FILE_H_
