@@ -1,0 +1,80 @@
+// BundleReader: reads a tensor bundle (checkpoint prefix P) written by
+// TensorFlow or by BundleWriter.
+//
+// Open() reads and checks the whole index once; tensors are then read on
+// demand from P.data-* files, opened when first needed. Every read checks the
+// payload's CRC32C and converts a big-endian bundle to host order.
+#ifndef TRACKPOINT_BUNDLE_READER_H_
+#define TRACKPOINT_BUNDLE_READER_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "trackpoint/bundle_types.h"
+#include "trackpoint/status.h"
+
+namespace trackpoint {
+
+class RandomAccessFile;
+
+// Thread safety: after Open, every const method may be called from several
+// threads at once.
+class BundleReader {
+ public:
+  // Errors: NotFound if P.index is missing; DataLoss if it is not a valid
+  // bundle index (bad magic, checksum mismatch, malformed entry, ...).
+  static Result<std::unique_ptr<BundleReader>> Open(const std::string& prefix);
+  ~BundleReader();
+  BundleReader(const BundleReader&) = delete;
+  BundleReader& operator=(const BundleReader&) = delete;
+
+  const std::string& prefix() const { return prefix_; }
+  const BundleHeader& header() const { return header_; }
+
+  // Tensor keys in byte order; the per-slice entries of partitioned tensors
+  // are not listed (their full entry is).
+  std::vector<std::string> Keys() const;
+  // nullptr when the bundle has no such key.
+  const BundleEntry* Find(std::string_view key) const;
+  // Like Find, but a NotFound error naming the key and the bundle.
+  Result<const BundleEntry*> Lookup(std::string_view key) const;
+
+  // Reads a tensor of a fixed-size dtype into dst, which must hold exactly
+  // its bytes (elements * DataTypeSize). A partitioned tensor is assembled
+  // from its slices, which must cover it.
+  Status ReadTensor(std::string_view key, void* dst, size_t nbytes) const;
+  // Reads a string tensor: its elements in row-major order.
+  Result<std::vector<std::string>> ReadStringTensor(std::string_view key) const;
+
+ private:
+  using Entry = std::pair<std::string, BundleEntry>;
+
+  explicit BundleReader(std::string prefix);
+  Status LoadIndex();
+  Status CheckEntry(const std::string& key, const BundleEntry& entry) const;
+  // The data file of a shard, opened on first use.
+  Result<const RandomAccessFile*> DataFile(int32_t shard_id) const;
+  // Reads one stored (non-partitioned) payload into dst and verifies it.
+  Status ReadPayload(const std::string& what, const BundleEntry& entry,
+                     char* dst) const;
+  Status ReadSliced(std::string_view key, const BundleEntry& entry,
+                    char* dst) const;
+  std::string Describe(std::string_view key) const;
+
+  std::string prefix_;
+  BundleHeader header_;
+  std::vector<Entry> entries_;  // sorted by key, slice entries included
+  mutable std::mutex mu_;
+  mutable std::unordered_map<int32_t, std::unique_ptr<RandomAccessFile>>
+      data_files_;
+};
+
+}  // namespace trackpoint
+
+#endif  // TRACKPOINT_BUNDLE_READER_H_

@@ -1,0 +1,149 @@
+// BundleReader / BundleWriter. Tensors cross as flat uint8 numpy arrays: the
+// Python side owns dtype and shape handling (trackpoint/bundle.py), so these
+// adapters only move bytes, with the GIL released.
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/unique_ptr.h>
+#include <nanobind/stl/vector.h>
+
+#include "bindings.h"
+#include "proto/bundle_proto.h"
+#include "trackpoint/bundle_reader.h"
+#include "trackpoint/bundle_writer.h"
+
+namespace nb = nanobind;
+
+namespace trackpoint::python {
+namespace {
+
+using InBytes = nb::ndarray<const uint8_t, nb::ndim<1>, nb::c_contig,
+                            nb::device::cpu>;
+using OutBytes = nb::ndarray<uint8_t, nb::ndim<1>, nb::c_contig,
+                             nb::device::cpu>;
+
+TensorShape ToShape(const std::vector<int64_t>& dims) { return {dims}; }
+
+TensorSlice ToSlice(const std::vector<std::tuple<int64_t, int64_t>>& extents) {
+  TensorSlice slice;
+  for (const auto& [start, length] : extents) {
+    slice.extents.push_back({start, length});
+  }
+  return slice;
+}
+
+nb::tuple EntryTuple(const BundleEntry& e) {
+  std::vector<std::tuple<int64_t, int64_t>> slices_out;
+  nb::list slices;
+  for (const TensorSlice& s : e.slices) {
+    nb::list extents;
+    for (const SliceExtent& x : s.extents) {
+      extents.append(nb::make_tuple(x.start, x.length));
+    }
+    slices.append(extents);
+  }
+  return nb::make_tuple(static_cast<int>(e.dtype), e.shape.dims, e.shard_id,
+                        e.offset, e.size, e.crc32c, slices);
+}
+
+}  // namespace
+
+void BindBundle(nb::module_& m) {
+  nb::class_<BundleReader>(m, "BundleReader")
+      .def_static(
+          "open",
+          [](const std::string& prefix) {
+            nb::gil_scoped_release release;
+            return ValueOrThrow(BundleReader::Open(prefix));
+          },
+          nb::arg("prefix"))
+      .def_prop_ro("prefix", &BundleReader::prefix)
+      .def_prop_ro("num_shards",
+                   [](const BundleReader& r) { return r.header().num_shards; })
+      .def("keys", &BundleReader::Keys)
+      .def("has_key",
+           [](const BundleReader& r, const std::string& key) {
+             return r.Find(key) != nullptr;
+           })
+      // (dtype, dims, shard_id, offset, size, masked crc32c,
+      //  [[(start, length), ...] per slice])
+      .def("entry",
+           [](const BundleReader& r, const std::string& key) {
+             return EntryTuple(*ValueOrThrow(r.Lookup(key)));
+           })
+      .def("read_into",
+           [](const BundleReader& r, const std::string& key, OutBytes out) {
+             nb::gil_scoped_release release;
+             ThrowIfError(r.ReadTensor(key, out.data(), out.size()));
+           })
+      .def("read_strings", [](const BundleReader& r, const std::string& key) {
+        std::vector<std::string> strings;
+        {
+          nb::gil_scoped_release release;
+          strings = ValueOrThrow(r.ReadStringTensor(key));
+        }
+        nb::list out;
+        for (const std::string& s : strings) {
+          out.append(nb::bytes(s.data(), s.size()));
+        }
+        return out;
+      });
+
+  nb::class_<BundleWriter>(m, "BundleWriter")
+      .def_static(
+          "open",
+          [](const std::string& prefix, int num_shards, int64_t data_alignment,
+             bool sync) {
+            BundleWriterOptions options;
+            options.num_shards = num_shards;
+            options.data_alignment = data_alignment;
+            options.sync = sync;
+            nb::gil_scoped_release release;
+            return ValueOrThrow(BundleWriter::Open(prefix, options));
+          },
+          nb::arg("prefix"), nb::arg("num_shards") = 1,
+          nb::arg("data_alignment") = 1, nb::arg("sync") = true)
+      .def("add",
+           [](BundleWriter& w, const std::string& key, int dtype,
+              const std::vector<int64_t>& dims, InBytes data, int shard) {
+             nb::gil_scoped_release release;
+             ThrowIfError(w.Add(key, static_cast<DataType>(dtype),
+                                ToShape(dims), data.data(), data.size(),
+                                shard));
+           },
+           nb::arg("key"), nb::arg("dtype"), nb::arg("shape"), nb::arg("data"),
+           nb::arg("shard") = 0)
+      .def("add_strings",
+           [](BundleWriter& w, const std::string& key,
+              const std::vector<int64_t>& dims, const nb::list& elements,
+              int shard) {
+             std::vector<std::string_view> views;
+             views.reserve(elements.size());
+             for (nb::handle h : elements) {
+               nb::bytes b = nb::cast<nb::bytes>(h);
+               views.emplace_back(b.c_str(), b.size());
+             }
+             nb::gil_scoped_release release;
+             ThrowIfError(w.AddString(key, ToShape(dims), views, shard));
+           },
+           nb::arg("key"), nb::arg("shape"), nb::arg("elements"),
+           nb::arg("shard") = 0)
+      .def("add_slice",
+           [](BundleWriter& w, const std::string& key,
+              const std::vector<int64_t>& full_dims,
+              const std::vector<std::tuple<int64_t, int64_t>>& extents,
+              int dtype, InBytes data, int shard) {
+             nb::gil_scoped_release release;
+             ThrowIfError(w.AddSlice(key, ToShape(full_dims), ToSlice(extents),
+                                     static_cast<DataType>(dtype), data.data(),
+                                     data.size(), shard));
+           },
+           nb::arg("key"), nb::arg("full_shape"), nb::arg("extents"),
+           nb::arg("dtype"), nb::arg("data"), nb::arg("shard") = 0)
+      .def("finish", [](BundleWriter& w) {
+        nb::gil_scoped_release release;
+        ThrowIfError(w.Finish());
+      });
+}
+
+}  // namespace trackpoint::python

@@ -1,0 +1,344 @@
+#include "trackpoint/bundle_reader.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "bundle/slice_copy.h"
+#include "bundle/slice_key.h"
+#include "bundle/string_tensor.h"
+#include "proto/bundle_proto.h"
+#include "table/table.h"
+#include "trackpoint/bundle_writer.h"
+#include "trackpoint/crc32c.h"
+#include "util/file.h"
+
+namespace trackpoint {
+namespace {
+
+bool HostIsBigEndian() {
+  const uint16_t one = 1;
+  return *reinterpret_cast<const uint8_t*>(&one) == 0;
+}
+
+std::string Hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "0x%08x", v);
+  return buf;
+}
+
+// Reverses the bytes of every `width`-byte word in data[0, n).
+void SwapWords(char* data, size_t n, size_t width) {
+  for (size_t i = 0; i + width <= n; i += width) {
+    std::reverse(data + i, data + i + width);
+  }
+}
+
+// The width of the words to byte-swap when reading a tensor of this type
+// written on a host of the other byte order; 0 when it cannot be converted.
+size_t SwapWidth(DataType dtype) {
+  switch (dtype) {
+    case DataType::kComplex64: return 4;
+    case DataType::kComplex128: return 8;
+    case DataType::kFloat8E5m2:
+    case DataType::kFloat8E4m3fn:
+    case DataType::kFloat8E4m3fnuz:
+    case DataType::kFloat8E4m3b11fnuz:
+    case DataType::kFloat8E5m2fnuz:
+    case DataType::kInt4:
+    case DataType::kUint4:
+    case DataType::kInt2:
+    case DataType::kUint2:
+    case DataType::kFloat4E2m1fn:
+      return 0;  // TensorFlow refuses these across byte orders too
+    default: return DataTypeSize(dtype);
+  }
+}
+
+}  // namespace
+
+BundleReader::BundleReader(std::string prefix) : prefix_(std::move(prefix)) {}
+BundleReader::~BundleReader() = default;
+
+Result<std::unique_ptr<BundleReader>> BundleReader::Open(
+    const std::string& prefix) {
+  std::unique_ptr<BundleReader> reader(new BundleReader(prefix));
+  TP_RETURN_IF_ERROR(reader->LoadIndex());
+  return reader;
+}
+
+Status BundleReader::LoadIndex() {
+  const std::string index_name = IndexFilename(prefix_);
+  Result<std::unique_ptr<RandomAccessFile>> file =
+      NewRandomAccessFile(index_name);
+  if (!file.ok()) {
+    if (file.status().code() == StatusCode::kNotFound) {
+      return NotFoundError("checkpoint not found: " + index_name +
+                           " does not exist");
+    }
+    return file.status();
+  }
+  TP_ASSIGN_OR_RETURN(
+      std::unique_ptr<table::Table> table,
+      table::Table::Open(std::shared_ptr<const RandomAccessFile>(
+          std::move(file).value())));
+  std::unique_ptr<table::Iterator> it = table->NewIterator();
+  it->SeekToFirst();
+  if (!it->Valid() || !it->key().empty()) {
+    TP_RETURN_IF_ERROR(it->status());
+    return DataLossError(index_name +
+                         " has no bundle header (first key is not empty)");
+  }
+  TP_ASSIGN_OR_RETURN(header_, ParseBundleHeader(it->value()));
+  const VersionDef& v = header_.version;
+  if (v.producer < 0 || v.min_consumer > kBundleVersionConsumer ||
+      std::count(v.bad_consumers.begin(), v.bad_consumers.end(),
+                  kBundleVersionConsumer)) {
+    return DataLossError(index_name + ": bundle version (producer " +
+                         std::to_string(v.producer) + ", min consumer " +
+                         std::to_string(v.min_consumer) +
+                         ") cannot be read by this reader");
+  }
+  if (header_.num_shards < 0) {
+    return DataLossError(index_name + ": negative num_shards in header");
+  }
+  for (it->Next(); it->Valid(); it->Next()) {
+    std::string key(it->key());
+    Result<BundleEntry> entry = ParseBundleEntry(it->value());
+    if (!entry.ok()) {
+      return entry.status().Annotate(index_name + ": entry " + Describe(key));
+    }
+    TP_RETURN_IF_ERROR(CheckEntry(key, *entry));
+    entries_.emplace_back(std::move(key), std::move(entry).value());
+  }
+  TP_RETURN_IF_ERROR(it->status());
+  return OkStatus();
+}
+
+// Checks what can be checked without the data files, so that every later
+// size computation is safe.
+Status BundleReader::CheckEntry(const std::string& key,
+                                const BundleEntry& entry) const {
+  const std::string what = IndexFilename(prefix_) + ": entry " + Describe(key);
+  if (!IsStorableDataType(static_cast<int32_t>(entry.dtype))) {
+    return DataLossError(what + " has invalid dtype " +
+                         std::to_string(static_cast<int32_t>(entry.dtype)));
+  }
+  int64_t num_elements = 0;
+  TP_RETURN_IF_ERROR(ValidateShape(entry.shape, &num_elements).Annotate(what));
+  if (!entry.slices.empty()) {
+    for (const TensorSlice& slice : entry.slices) {
+      TP_RETURN_IF_ERROR(ValidateSlice(slice, entry.shape).Annotate(what));
+    }
+    return OkStatus();
+  }
+  if (entry.shard_id < 0 || entry.shard_id >= header_.num_shards) {
+    return DataLossError(what + " names data shard " +
+                         std::to_string(entry.shard_id) + " of " +
+                         std::to_string(header_.num_shards));
+  }
+  if (entry.offset < 0 || entry.size < 0) {
+    return DataLossError(what + " has a negative offset or size");
+  }
+  const size_t element_size = DataTypeSize(entry.dtype);
+  if (element_size != 0) {
+    // num_elements * element_size must not overflow and must equal size.
+    if (num_elements > entry.size ||
+        static_cast<uint64_t>(num_elements) * element_size !=
+            static_cast<uint64_t>(entry.size)) {
+      return DataLossError(what + " has size " + std::to_string(entry.size) +
+                           ", expected " + std::to_string(num_elements) +
+                           " elements of " + std::to_string(element_size) +
+                           " bytes");
+    }
+  } else if (entry.dtype == DataType::kString &&
+             entry.size < num_elements + 4) {
+    return DataLossError(what + " is too small for " +
+                         std::to_string(num_elements) + " strings");
+  }
+  return OkStatus();
+}
+
+std::string BundleReader::Describe(std::string_view key) const {
+  if (!IsSliceKey(key)) return "'" + std::string(key) + "'";
+  std::string name;
+  TensorSlice slice;
+  if (DecodeTensorNameSlice(key, &name, &slice)) {
+    return "slice " + SliceSpecString(slice) + " of '" + name + "'";
+  }
+  return "(undecodable slice key)";
+}
+
+std::vector<std::string> BundleReader::Keys() const {
+  std::vector<std::string> keys;
+  keys.reserve(entries_.size());
+  for (const Entry& e : entries_) {
+    if (!IsSliceKey(e.first)) keys.push_back(e.first);
+  }
+  return keys;
+}
+
+const BundleEntry* BundleReader::Find(std::string_view key) const {
+  auto it = std::lower_bound(
+      entries_.begin(), entries_.end(), key,
+      [](const Entry& e, std::string_view k) { return e.first < k; });
+  if (it == entries_.end() || it->first != key) return nullptr;
+  return &it->second;
+}
+
+Result<const BundleEntry*> BundleReader::Lookup(std::string_view key) const {
+  const BundleEntry* entry = Find(key);
+  if (entry == nullptr) {
+    return NotFoundError("key '" + std::string(key) +
+                         "' not found in checkpoint " + prefix_);
+  }
+  return entry;
+}
+
+Result<const RandomAccessFile*> BundleReader::DataFile(int32_t shard_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& file = data_files_[shard_id];
+  if (!file) {
+    const std::string name = DataFilename(prefix_, shard_id, header_.num_shards);
+    Result<std::unique_ptr<RandomAccessFile>> opened = NewRandomAccessFile(name);
+    if (!opened.ok()) {
+      data_files_.erase(shard_id);
+      if (opened.status().code() == StatusCode::kNotFound) {
+        return NotFoundError("data file " + name + " of checkpoint " +
+                             prefix_ + " is missing");
+      }
+      return opened.status();
+    }
+    file = std::move(opened).value();
+  }
+  return static_cast<const RandomAccessFile*>(file.get());
+}
+
+Status BundleReader::ReadPayload(const std::string& what,
+                                 const BundleEntry& entry, char* dst) const {
+  TP_ASSIGN_OR_RETURN(const RandomAccessFile* file, DataFile(entry.shard_id));
+  TP_RETURN_IF_ERROR(
+      file->Read(static_cast<uint64_t>(entry.offset),
+                 static_cast<size_t>(entry.size), dst)
+          .Annotate("reading " + what));
+  const uint32_t actual = crc32c::Value(dst, static_cast<size_t>(entry.size));
+  const uint32_t expected = crc32c::Unmask(entry.crc32c);
+  if (actual != expected) {
+    return DataLossError("checksum mismatch for " + what + " in " +
+                         file->name() + " at offset " +
+                         std::to_string(entry.offset) + ": stored " +
+                         Hex32(expected) + ", computed " + Hex32(actual) +
+                         " (data corrupted)");
+  }
+  const bool swap =
+      (header_.endianness == Endianness::kBig) != HostIsBigEndian();
+  if (swap) {
+    const size_t width = SwapWidth(entry.dtype);
+    if (width == 0) {
+      return UnimplementedError(what + ": cannot convert " +
+                                DataTypeName(entry.dtype) +
+                                " data across byte orders");
+    }
+    if (width > 1) SwapWords(dst, static_cast<size_t>(entry.size), width);
+  }
+  return OkStatus();
+}
+
+Status BundleReader::ReadTensor(std::string_view key, void* dst,
+                                size_t nbytes) const {
+  TP_ASSIGN_OR_RETURN(const BundleEntry* entry, Lookup(key));
+  const size_t element_size = DataTypeSize(entry->dtype);
+  if (element_size == 0) {
+    return InvalidArgumentError(
+        Describe(key) + " in " + prefix_ + " is a " +
+        DataTypeName(entry->dtype) + " tensor, not a fixed-size one");
+  }
+  int64_t num_elements = 0;
+  TP_RETURN_IF_ERROR(ValidateShape(entry->shape, &num_elements));
+  if (static_cast<uint64_t>(num_elements) * element_size != nbytes) {
+    return InvalidArgumentError(
+        "buffer of " + std::to_string(nbytes) + " bytes given for " +
+        Describe(key) + ", which has " +
+        std::to_string(num_elements * element_size));
+  }
+  char* out = static_cast<char*>(dst);
+  if (!entry->slices.empty()) return ReadSliced(key, *entry, out);
+  return ReadPayload("tensor " + Describe(key), *entry, out);
+}
+
+Status BundleReader::ReadSliced(std::string_view key, const BundleEntry& entry,
+                                char* dst) const {
+  const size_t element_size = DataTypeSize(entry.dtype);
+  int64_t total = 0;
+  TP_RETURN_IF_ERROR(ValidateShape(entry.shape, &total));
+  // Slices that do not overlap and add up to the element count cover the
+  // tensor exactly.
+  int64_t covered = 0;
+  for (size_t i = 0; i < entry.slices.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (SlicesOverlap(entry.slices[i], entry.slices[j], entry.shape)) {
+        return DataLossError("slices " + SliceSpecString(entry.slices[j]) +
+                             " and " + SliceSpecString(entry.slices[i]) +
+                             " of '" + std::string(key) + "' in " + prefix_ +
+                             " overlap");
+      }
+    }
+  }
+  std::vector<char> scratch;
+  for (const TensorSlice& slice : entry.slices) {
+    const std::string what = "slice " + SliceSpecString(slice) + " of '" +
+                             std::string(key) + "'";
+    const BundleEntry* part = Find(EncodeTensorNameSlice(key, slice));
+    if (part == nullptr) {
+      return DataLossError(what + " is listed but not stored in " + prefix_);
+    }
+    if (part->dtype != entry.dtype || !part->slices.empty() ||
+        !(part->shape == SliceShape(slice, entry.shape))) {
+      return DataLossError(what + " in " + prefix_ +
+                           " has a dtype or shape that disagrees with its "
+                           "slice");
+    }
+    scratch.resize(static_cast<size_t>(part->size));
+    TP_RETURN_IF_ERROR(ReadPayload(what, *part, scratch.data()));
+    CopySliceIntoFull(scratch.data(), slice, entry.shape, element_size, dst);
+    covered += part->size / static_cast<int64_t>(element_size);
+  }
+  if (covered != total) {
+    return DataLossError("the slices of '" + std::string(key) + "' in " +
+                         prefix_ + " cover " + std::to_string(covered) +
+                         " of its " + std::to_string(total) + " elements");
+  }
+  return OkStatus();
+}
+
+Result<std::vector<std::string>> BundleReader::ReadStringTensor(
+    std::string_view key) const {
+  TP_ASSIGN_OR_RETURN(const BundleEntry* entry, Lookup(key));
+  const std::string what = "tensor " + Describe(key);
+  if (entry->dtype != DataType::kString) {
+    return InvalidArgumentError(what + " in " + prefix_ + " is " +
+                                DataTypeName(entry->dtype) + ", not string");
+  }
+  if (!entry->slices.empty()) {
+    return UnimplementedError(what + " in " + prefix_ +
+                              ": partitioned string tensors are not supported");
+  }
+  int64_t num_elements = 0;
+  TP_RETURN_IF_ERROR(ValidateShape(entry->shape, &num_elements));
+  TP_ASSIGN_OR_RETURN(const RandomAccessFile* file, DataFile(entry->shard_id));
+  // Check the extent against the file before sizing a buffer by it.
+  if (static_cast<uint64_t>(entry->offset) > file->size() ||
+      static_cast<uint64_t>(entry->size) >
+          file->size() - static_cast<uint64_t>(entry->offset)) {
+    return DataLossError(what + ": extent past the end of " + file->name() +
+                         " (file truncated?)");
+  }
+  std::string payload(static_cast<size_t>(entry->size), '\0');
+  TP_RETURN_IF_ERROR(file->Read(static_cast<uint64_t>(entry->offset),
+                                payload.size(), payload.data()));
+  return DecodeStringTensor(
+      payload, static_cast<uint64_t>(num_elements),
+      crc32c::Unmask(entry->crc32c), header_.endianness == Endianness::kBig,
+      what + " in " + file->name());
+}
+
+}  // namespace trackpoint

@@ -1,0 +1,284 @@
+// Writes a tensor bundle. The bytes it produces:
+//
+// P.data-<shard>-of-<num_shards>: payloads back to back in the order they are
+//   added (zero padding between them when data_alignment > 1). A fixed-size
+//   tensor's payload is its elements, row-major, host byte order; a string
+//   tensor's is laid out as in string_tensor.h.
+// P.index: a table (table/table_builder.h) whose first key is "" holding the
+//   BundleHeaderProto {num_shards, endianness, version {producer 1}}, then
+//   one BundleEntryProto per key in byte order: {dtype, shape, shard_id,
+//   offset, size, masked crc32c of the payload} or, for a partitioned
+//   tensor, {dtype, full shape, slices} with each slice stored as an ordinary
+//   entry under EncodeTensorNameSlice(key, slice).
+#include "trackpoint/bundle_writer.h"
+
+#include <cstdio>
+
+#include "bundle/slice_copy.h"
+#include "bundle/slice_key.h"
+#include "bundle/string_tensor.h"
+#include "proto/bundle_proto.h"
+#include "table/table_builder.h"
+#include "trackpoint/crc32c.h"
+#include "util/file.h"
+
+namespace trackpoint {
+namespace {
+
+std::string TempName(const std::string& final_name) {
+  return final_name + ".tempstate" + std::to_string(RandomU64());
+}
+
+bool HostIsBigEndian() {
+  const uint16_t one = 1;
+  return *reinterpret_cast<const uint8_t*>(&one) == 0;
+}
+
+}  // namespace
+
+std::string DataFilename(const std::string& prefix, int shard, int num_shards) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), ".data-%05d-of-%05d", shard, num_shards);
+  return prefix + buf;
+}
+
+std::string IndexFilename(const std::string& prefix) {
+  return prefix + ".index";
+}
+
+BundleWriter::BundleWriter(std::string prefix,
+                           const BundleWriterOptions& options)
+    : prefix_(std::move(prefix)), options_(options) {}
+
+BundleWriter::~BundleWriter() {
+  if (!finished_) DeleteTempFiles();
+}
+
+Result<std::unique_ptr<BundleWriter>> BundleWriter::Open(
+    const std::string& prefix, const BundleWriterOptions& options) {
+  if (prefix.empty()) return InvalidArgumentError("empty checkpoint prefix");
+  if (options.num_shards < 1 || options.num_shards > 99999) {
+    return InvalidArgumentError("num_shards must be in [1, 99999], got " +
+                                std::to_string(options.num_shards));
+  }
+  if (options.data_alignment < 1) {
+    return InvalidArgumentError("data_alignment must be at least 1");
+  }
+  TP_RETURN_IF_ERROR(CreateDirs(Dirname(prefix)));
+  std::unique_ptr<BundleWriter> writer(new BundleWriter(prefix, options));
+  writer->shards_.resize(options.num_shards);
+  for (int i = 0; i < options.num_shards; ++i) {
+    Shard& shard = writer->shards_[i];
+    shard.final_name = DataFilename(prefix, i, options.num_shards);
+    shard.temp_name = TempName(shard.final_name);
+    TP_ASSIGN_OR_RETURN(shard.file, NewWritableFile(shard.temp_name));
+  }
+  return writer;
+}
+
+Status BundleWriter::CheckNewKey(std::string_view key, int shard) {
+  TP_RETURN_IF_ERROR(status_);
+  if (finished_) return FailedPreconditionError("bundle already finished");
+  if (key.empty()) return InvalidArgumentError("tensor key must not be empty");
+  if (IsSliceKey(key)) {
+    return InvalidArgumentError("tensor key must not start with a NUL byte");
+  }
+  if (shard < 0 || shard >= options_.num_shards) {
+    return InvalidArgumentError("shard " + std::to_string(shard) +
+                                " out of range for " +
+                                std::to_string(options_.num_shards) +
+                                " shards (key '" + std::string(key) + "')");
+  }
+  return OkStatus();
+}
+
+Status BundleWriter::BeginPayload(Shard& shard, int64_t* offset) {
+  const int64_t align = options_.data_alignment;
+  if (align > 1 && shard.size % align != 0) {
+    std::string pad(static_cast<size_t>(align - shard.size % align), '\0');
+    status_ = shard.file->Append(pad);
+    TP_RETURN_IF_ERROR(status_);
+    shard.size += static_cast<int64_t>(pad.size());
+  }
+  *offset = shard.size;
+  return OkStatus();
+}
+
+Status BundleWriter::AddEntry(std::string key, BundleEntry entry) {
+  auto [it, inserted] = entries_.emplace(std::move(key), std::move(entry));
+  if (!inserted) {
+    status_ = InvalidArgumentError("duplicate tensor key '" + it->first +
+                                   "' in bundle " + prefix_);
+  }
+  return status_;
+}
+
+Status BundleWriter::Add(std::string_view key, DataType dtype,
+                         const TensorShape& shape, const void* data,
+                         size_t nbytes, int shard_id) {
+  TP_RETURN_IF_ERROR(CheckNewKey(key, shard_id));
+  return AppendFixed(std::string(key), dtype, shape, data, nbytes, shard_id);
+}
+
+Status BundleWriter::AppendFixed(std::string key, DataType dtype,
+                                 const TensorShape& shape, const void* data,
+                                 size_t nbytes, int shard_id) {
+  if (entries_.count(key)) {
+    return InvalidArgumentError("duplicate tensor key '" + key + "'");
+  }
+  const size_t element_size = DataTypeSize(dtype);
+  if (element_size == 0) {
+    return InvalidArgumentError("key '" + key +
+                                "': dtype has no fixed element size; use "
+                                "AddString for strings");
+  }
+  int64_t num_elements = 0;
+  TP_RETURN_IF_ERROR(ValidateShape(shape, &num_elements));
+  if (static_cast<uint64_t>(num_elements) * element_size != nbytes) {
+    return InvalidArgumentError(
+        "key '" + key + "': " + std::to_string(nbytes) + " bytes given for " +
+        std::to_string(num_elements) + " elements of " +
+        std::to_string(element_size) + " bytes");
+  }
+  Shard& shard = shards_[shard_id];
+  BundleEntry entry;
+  entry.dtype = dtype;
+  entry.shape = shape;
+  entry.shard_id = shard_id;
+  TP_RETURN_IF_ERROR(BeginPayload(shard, &entry.offset));
+  entry.size = static_cast<int64_t>(nbytes);
+  entry.crc32c = crc32c::Mask(crc32c::Value(data, nbytes));
+  status_ = shard.file->Append(
+      std::string_view(static_cast<const char*>(data), nbytes));
+  TP_RETURN_IF_ERROR(status_);
+  shard.size += entry.size;
+  return AddEntry(std::move(key), std::move(entry));
+}
+
+Status BundleWriter::AddString(std::string_view key, const TensorShape& shape,
+                               const std::vector<std::string_view>& elements,
+                               int shard_id) {
+  TP_RETURN_IF_ERROR(CheckNewKey(key, shard_id));
+  if (entries_.count(key)) {
+    return InvalidArgumentError("duplicate tensor key '" + std::string(key) +
+                                "'");
+  }
+  int64_t num_elements = 0;
+  TP_RETURN_IF_ERROR(ValidateShape(shape, &num_elements));
+  if (static_cast<uint64_t>(num_elements) != elements.size()) {
+    return InvalidArgumentError(
+        "key '" + std::string(key) + "': " + std::to_string(elements.size()) +
+        " strings given for " + std::to_string(num_elements) + " elements");
+  }
+  std::string payload;
+  uint32_t crc = EncodeStringTensor(elements, &payload);
+  Shard& shard = shards_[shard_id];
+  BundleEntry entry;
+  entry.dtype = DataType::kString;
+  entry.shape = shape;
+  entry.shard_id = shard_id;
+  TP_RETURN_IF_ERROR(BeginPayload(shard, &entry.offset));
+  entry.size = static_cast<int64_t>(payload.size());
+  entry.crc32c = crc32c::Mask(crc);
+  status_ = shard.file->Append(payload);
+  TP_RETURN_IF_ERROR(status_);
+  shard.size += entry.size;
+  return AddEntry(std::string(key), std::move(entry));
+}
+
+Status BundleWriter::AddSlice(std::string_view key,
+                              const TensorShape& full_shape,
+                              const TensorSlice& slice, DataType dtype,
+                              const void* data, size_t nbytes, int shard_id) {
+  TP_RETURN_IF_ERROR(CheckNewKey(key, shard_id));
+  int64_t full_elements = 0;
+  TP_RETURN_IF_ERROR(ValidateShape(full_shape, &full_elements));
+  TP_RETURN_IF_ERROR(ValidateSlice(slice, full_shape));
+  TensorShape slice_shape = SliceShape(slice, full_shape);
+  if (slice_shape == full_shape) {
+    // A slice covering everything is stored as a plain tensor.
+    return AppendFixed(std::string(key), dtype, full_shape, data, nbytes,
+                       shard_id);
+  }
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    BundleEntry full;
+    full.dtype = dtype;
+    full.shape = full_shape;
+    it = entries_.emplace(std::string(key), std::move(full)).first;
+  } else if (it->second.slices.empty() || it->second.dtype != dtype ||
+             !(it->second.shape == full_shape)) {
+    return InvalidArgumentError(
+        "key '" + std::string(key) +
+        "': slice disagrees with the tensor already added under that key");
+  }
+  Status s = AppendFixed(EncodeTensorNameSlice(key, slice), dtype,
+                         slice_shape, data, nbytes, shard_id);
+  if (!s.ok()) {
+    if (it->second.slices.empty()) entries_.erase(it);
+    return s.Annotate("slice " + SliceSpecString(slice) + " of '" +
+                      std::string(key) + "'");
+  }
+  it->second.slices.push_back(slice);
+  return OkStatus();
+}
+
+Status BundleWriter::WriteIndex() {
+  const std::string index_name = IndexFilename(prefix_);
+  const std::string temp_name = TempName(index_name);
+  TP_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file,
+                      NewWritableFile(temp_name));
+  BundleHeader header;
+  header.num_shards = options_.num_shards;
+  header.endianness = HostIsBigEndian() ? Endianness::kBig : Endianness::kLittle;
+  header.version.producer = kBundleVersionProducer;
+  header.version.min_consumer = kBundleVersionMinConsumer;
+
+  table::TableBuilder builder(file.get());
+  Status s = builder.Add("", SerializeBundleHeader(header));
+  for (const auto& [key, entry] : entries_) {
+    if (!s.ok()) break;
+    s = builder.Add(key, SerializeBundleEntry(entry));
+  }
+  if (s.ok()) s = builder.Finish();
+  if (s.ok() && options_.sync) s = file->Sync();
+  Status closed = file->Close();
+  if (s.ok()) s = closed;
+  if (s.ok()) s = RenameFile(temp_name, index_name);
+  if (!s.ok()) DeleteFile(temp_name);
+  return s;
+}
+
+Status BundleWriter::Finish() {
+  if (finished_) return FailedPreconditionError("bundle already finished");
+  for (Shard& shard : shards_) {
+    if (!status_.ok()) break;
+    if (options_.sync) status_ = shard.file->Sync();
+    Status closed = shard.file->Close();
+    if (status_.ok()) status_ = closed;
+  }
+  for (Shard& shard : shards_) {
+    if (!status_.ok()) break;
+    status_ = RenameFile(shard.temp_name, shard.final_name);
+    if (status_.ok()) shard.temp_name = shard.final_name;
+  }
+  if (status_.ok()) status_ = WriteIndex();
+  if (status_.ok() && options_.sync) status_ = SyncDir(Dirname(prefix_));
+  if (!status_.ok()) {
+    DeleteTempFiles();
+    return status_;
+  }
+  finished_ = true;
+  return OkStatus();
+}
+
+void BundleWriter::DeleteTempFiles() {
+  for (Shard& shard : shards_) {
+    if (shard.file) shard.file->Close();
+    // A shard already renamed has temp_name == final_name: a failed bundle
+    // leaves no data file behind either.
+    if (!shard.temp_name.empty()) DeleteFile(shard.temp_name);
+  }
+}
+
+}  // namespace trackpoint

@@ -1,0 +1,36 @@
+// Moving the elements of one slice of a tensor between a buffer holding just
+// the slice (row-major within the slice, as a slice entry stores it) and a
+// buffer holding the whole tensor.
+#ifndef TRACKPOINT_BUNDLE_SLICE_COPY_H_
+#define TRACKPOINT_BUNDLE_SLICE_COPY_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "trackpoint/bundle_types.h"
+
+namespace trackpoint {
+
+// The shape of the slice's own elements (full extents resolved).
+// REQUIRES: slice is valid for full (ValidateSlice).
+TensorShape SliceShape(const TensorSlice& slice, const TensorShape& full);
+
+// True when the two slices of a tensor of shape full share an element.
+// REQUIRES: both are valid for full.
+bool SlicesOverlap(const TensorSlice& a, const TensorSlice& b,
+                   const TensorShape& full);
+
+// Scatters the slice's elements (src) into the full tensor (dst).
+// REQUIRES: slice is valid for full; element_size > 0.
+void CopySliceIntoFull(const char* src, const TensorSlice& slice,
+                       const TensorShape& full, size_t element_size,
+                       char* dst);
+
+// Gathers the slice's elements out of the full tensor (src) into dst.
+void CopySliceOutOfFull(const char* src, const TensorSlice& slice,
+                        const TensorShape& full, size_t element_size,
+                        char* dst);
+
+}  // namespace trackpoint
+
+#endif  // TRACKPOINT_BUNDLE_SLICE_COPY_H_

@@ -1,0 +1,186 @@
+"""Low-level access to tensor bundles: one checkpoint prefix, keys to tensors.
+
+Most code wants :func:`trackpoint.load_checkpoint` (reading) or
+``trackpoint.Checkpoint`` (object-based saving). This module is the layer
+under them: it writes and reads named tensors in TensorFlow's bundle format
+with no object graph.
+
+Example::
+
+    import numpy as np
+    from trackpoint.bundle import BundleWriter, BundleReader
+
+    with BundleWriter("/tmp/run/weights") as w:
+        w.add("dense/kernel", np.ones((3, 4), np.float32))
+        w.add("vocab", [b"a", b"b"])
+    r = BundleReader("/tmp/run/weights")
+    r.read("dense/kernel").shape   # (3, 4)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from . import _core
+from .dtypes import DType, as_dtype
+from .errors import InvalidArgumentError
+
+__all__ = ["BundleWriter", "BundleReader", "BundleEntry", "FULL_EXTENT"]
+
+# The length of an extent that spans its whole dimension.
+FULL_EXTENT = -1
+
+
+class BundleEntry(NamedTuple):
+    """What the index records for one tensor key."""
+
+    dtype: DType
+    shape: tuple
+    shard_id: int
+    offset: int
+    size: int
+    crc32c: int  # masked, as stored
+    slices: tuple  # one tuple of (start, length) per dimension, per stored slice
+
+
+def _as_bytes_view(array: np.ndarray) -> np.ndarray:
+    """A flat uint8 view of a C-contiguous array (no copy)."""
+    return array.reshape(-1).view(np.uint8)
+
+
+def _prepare(value, dtype) -> tuple[DType, np.ndarray]:
+    """The (dtype, array) to store for a value; strings as an object array of bytes."""
+    target = as_dtype(dtype) if dtype is not None else None
+    if isinstance(value, (bytes, str)):
+        array = np.array(value, dtype=object)
+    else:
+        array = np.asarray(value)
+    if target is None:
+        target = as_dtype(array.dtype)
+    if target.name == "string":
+        flat = [x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in array.reshape(-1)]
+        out = np.empty(len(flat), dtype=object)
+        out[:] = flat
+        return target, out.reshape(array.shape)
+    return target, np.ascontiguousarray(array, dtype=target.as_numpy_dtype)
+
+
+class BundleWriter:
+    """Writes one bundle: ``<prefix>.index`` and ``<prefix>.data-NNNNN-of-NNNNN``.
+
+    Tensors may be added in any order; their bytes go to the data file in that
+    order. ``finish()`` writes the index and renames every file into place;
+    leaving the ``with`` block by an exception, or dropping an unfinished
+    writer, deletes the temporary files instead.
+
+    Args:
+        prefix: the checkpoint prefix (its directory is created).
+        num_shards: number of data files; ``add(..., shard=i)`` picks one.
+        data_alignment: each payload starts at a multiple of this (1 = dense,
+            as TensorFlow writes).
+        sync: fsync files and directory before returning from ``finish()``.
+    """
+
+    def __init__(self, prefix, *, num_shards: int = 1, data_alignment: int = 1, sync: bool = True):
+        self._writer = _core.BundleWriter.open(
+            os.fspath(prefix), num_shards=num_shards, data_alignment=data_alignment, sync=sync
+        )
+
+    def add(self, key: str, value, *, dtype=None, shard: int = 0) -> None:
+        """Adds a tensor: a numpy array (or anything ``np.asarray`` takes), or
+        bytes/str values for a string tensor. ``dtype`` (a DType, TensorFlow
+        name or numpy dtype) converts the value first, and names quantized
+        types (``"qint8"``) that numpy cannot express."""
+        target, array = _prepare(value, dtype)
+        if target.name == "string":
+            self._writer.add_strings(key, list(array.shape), list(array.reshape(-1)), shard)
+        else:
+            self._writer.add(key, target.enum, list(array.shape), _as_bytes_view(array), shard)
+
+    def add_slice(
+        self,
+        key: str,
+        full_shape: Sequence[int],
+        extents: Sequence[tuple[int, int]],
+        value,
+        *,
+        dtype=None,
+        shard: int = 0,
+    ) -> None:
+        """Adds one slice of a partitioned tensor of shape ``full_shape``.
+
+        ``extents`` holds a ``(start, length)`` per dimension (length
+        ``FULL_EXTENT`` for a whole dimension) and ``value`` only the slice's
+        elements. The reader assembles the full tensor from its slices.
+        """
+        target, array = _prepare(value, dtype)
+        if target.name == "string":
+            raise InvalidArgumentError(f"key {key!r}: partitioned string tensors are not supported")
+        self._writer.add_slice(
+            key, list(full_shape), [tuple(e) for e in extents], target.enum,
+            _as_bytes_view(array), shard,
+        )
+
+    def finish(self) -> None:
+        """Writes the index and moves every file into place."""
+        self._writer.finish()
+
+    def __enter__(self) -> "BundleWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self._writer = None  # deletes the temporary files
+
+
+class BundleReader:
+    """Reads one bundle. Every read verifies the tensor's CRC32C.
+
+    Raises :class:`~trackpoint.errors.NotFoundError` when ``<prefix>.index``
+    does not exist and :class:`~trackpoint.errors.DataLossError` when it is
+    not a valid index.
+    """
+
+    def __init__(self, prefix):
+        self._reader = _core.BundleReader.open(os.fspath(prefix))
+
+    @property
+    def prefix(self) -> str:
+        return self._reader.prefix
+
+    @property
+    def num_shards(self) -> int:
+        return self._reader.num_shards
+
+    def keys(self) -> list[str]:
+        """Every tensor key, in byte order (slices of partitioned tensors hidden)."""
+        return self._reader.keys()
+
+    def __contains__(self, key: str) -> bool:
+        return self._reader.has_key(key)
+
+    def entry(self, key: str) -> BundleEntry:
+        dtype, shape, shard_id, offset, size, crc, slices = self._reader.entry(key)
+        return BundleEntry(
+            DType(dtype), tuple(shape), shard_id, offset, size, crc,
+            tuple(tuple(s) for s in slices),
+        )
+
+    def read(self, key: str) -> np.ndarray:
+        """The tensor under ``key`` as a new numpy array (object array of
+        bytes for strings)."""
+        dtype, shape, *_ = self._reader.entry(key)
+        dtype = DType(dtype)
+        if dtype.name == "string":
+            strings = self._reader.read_strings(key)
+            out = np.empty(len(strings), dtype=object)
+            out[:] = strings
+            return out.reshape(shape)
+        out = np.empty(shape, dtype=dtype.as_numpy_dtype)
+        self._reader.read_into(key, _as_bytes_view(out))
+        return out

@@ -1,0 +1,168 @@
+"""Finding checkpoints: the ``checkpoint`` state file of a directory.
+
+TensorFlow keeps, in each checkpoint directory, a text file named
+``checkpoint`` (a ``CheckpointState`` message in protobuf text format) that
+names the latest checkpoint and the ones a manager keeps. These functions
+read it the way TensorFlow does.
+
+Example::
+
+    path = trackpoint.latest_checkpoint("/tmp/run")   # "/tmp/run/ckpt-12" or None
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+
+__all__ = ["CheckpointState", "get_checkpoint_state", "latest_checkpoint"]
+
+_log = logging.getLogger("trackpoint")
+
+STATE_FILENAME = "checkpoint"
+
+
+@dataclasses.dataclass
+class CheckpointState:
+    """The contents of a ``checkpoint`` state file (TensorFlow's CheckpointState)."""
+
+    model_checkpoint_path: str = ""
+    all_model_checkpoint_paths: list = dataclasses.field(default_factory=list)
+    all_model_checkpoint_timestamps: list = dataclasses.field(default_factory=list)
+    last_preserved_timestamp: float = 0.0
+
+
+class _ParseError(ValueError):
+    pass
+
+
+_STRING_FIELDS = {"model_checkpoint_path", "all_model_checkpoint_paths"}
+_DOUBLE_FIELDS = {"all_model_checkpoint_timestamps", "last_preserved_timestamp"}
+_LINE = re.compile(r'\s*([A-Za-z_]+)\s*:\s*(.*?)\s*$')
+_ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", '"': b'"', "'": b"'", "\\": b"\\",
+            "a": b"\a", "b": b"\b", "f": b"\f", "v": b"\v", "?": b"?"}
+
+
+def _unquote(text: str) -> str:
+    """Decodes a text-format string literal ("..." or '...', C escapes, octal/hex bytes)."""
+    if len(text) < 2 or text[0] not in "\"'" or text[-1] != text[0]:
+        raise _ParseError(f"expected a quoted string, found {text!r}")
+    body = text[1:-1].encode("utf-8")
+    out = bytearray()
+    i = 0
+    while i < len(body):
+        c = body[i : i + 1]
+        if c != b"\\":
+            out += c
+            i += 1
+            continue
+        if i + 1 >= len(body):
+            raise _ParseError("string ends in a backslash")
+        e = chr(body[i + 1])
+        if e in "01234567":
+            digits = re.match(rb"[0-7]{1,3}", body[i + 1 : i + 4]).group()
+            out.append(int(digits, 8) & 0xFF)
+            i += 1 + len(digits)
+        elif e == "x":
+            digits = re.match(rb"[0-9a-fA-F]{1,2}", body[i + 2 : i + 4])
+            if digits is None:
+                raise _ParseError("bad \\x escape")
+            out.append(int(digits.group(), 16))
+            i += 2 + len(digits.group())
+        elif e in _ESCAPES:
+            out += _ESCAPES[e]
+            i += 2
+        else:
+            raise _ParseError(f"unknown escape \\{e}")
+    return out.decode("utf-8", errors="surrogateescape")
+
+
+def _parse_state(text: str) -> CheckpointState:
+    state = CheckpointState()
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _LINE.match(line)
+        if m is None:
+            raise _ParseError(f"cannot parse line {line!r}")
+        name, value = m.groups()
+        if name in _STRING_FIELDS:
+            value = _unquote(value)
+        elif name in _DOUBLE_FIELDS:
+            try:
+                value = float(value)
+            except ValueError:
+                raise _ParseError(f"{name}: {value!r} is not a number") from None
+        else:
+            raise _ParseError(f"unknown field {name!r}")
+        if name.startswith("all_"):
+            getattr(state, name).append(value)
+        else:
+            setattr(state, name, value)
+    return state
+
+
+def _state_path(checkpoint_dir, latest_filename) -> str:
+    return os.path.join(os.fspath(checkpoint_dir), latest_filename or STATE_FILENAME)
+
+
+def get_checkpoint_state(checkpoint_dir, latest_filename=None) -> CheckpointState | None:
+    """Reads the ``checkpoint`` file of ``checkpoint_dir``.
+
+    Relative paths in it are joined onto ``checkpoint_dir``. Returns None when
+    the file does not exist, or (with a logged warning) cannot be parsed.
+    Raises ValueError when it names no checkpoint.
+
+    Example::
+
+        state = trackpoint.get_checkpoint_state("/tmp/run")
+        state.all_model_checkpoint_paths   # ["/tmp/run/ckpt-3", "/tmp/run/ckpt-4"]
+    """
+    checkpoint_dir = os.fspath(checkpoint_dir)
+    path = _state_path(checkpoint_dir, latest_filename)
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        _log.warning("cannot read checkpoint state %s: %s", path, e)
+        return None
+    try:
+        state = _parse_state(text)
+    except _ParseError as e:
+        _log.warning("%s: cannot parse checkpoint state: %s", path, e)
+        return None
+    if not state.model_checkpoint_path:
+        raise ValueError(f"Invalid checkpoint state loaded from {checkpoint_dir}")
+
+    def absolute(p: str) -> str:
+        return p if os.path.isabs(p) else os.path.join(checkpoint_dir, p)
+
+    state.model_checkpoint_path = absolute(state.model_checkpoint_path)
+    state.all_model_checkpoint_paths = [absolute(p) for p in state.all_model_checkpoint_paths]
+    return state
+
+
+def latest_checkpoint(checkpoint_dir, latest_filename=None) -> str | None:
+    """The prefix of the newest checkpoint in ``checkpoint_dir``, or None.
+
+    Reads the ``checkpoint`` state file; returns its latest path only if that
+    checkpoint's ``.index`` file exists.
+
+    Example::
+
+        prefix = trackpoint.latest_checkpoint("/tmp/run")
+        if prefix is not None:
+            ckpt.restore(prefix)
+    """
+    state = get_checkpoint_state(checkpoint_dir, latest_filename)
+    if state is None:
+        return None
+    path = state.model_checkpoint_path
+    if os.path.exists(path + ".index") or os.path.isfile(path):
+        return path
+    _log.error("Couldn't match files for checkpoint %s", path)
+    return None

@@ -1,0 +1,302 @@
+#include "trackpoint/bundle_reader.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "bundle/string_tensor.h"
+#include "proto/bundle_proto.h"
+#include "table/table_builder.h"
+#include "test_util.h"
+#include "trackpoint/bundle_writer.h"
+#include "trackpoint/crc32c.h"
+#include "util/file.h"
+
+namespace trackpoint {
+namespace {
+
+using testing::FixturePath;
+using testing::ReadFileOrDie;
+using testing::ScratchDir;
+using testing::WriteFileOrDie;
+
+bool Contains(const Status& s, const std::string& text) {
+  return s.message().find(text) != std::string::npos;
+}
+
+// Writes an index holding header and entries (already in key order) by hand,
+// for bundles BundleWriter would never produce.
+void WriteIndex(const std::string& prefix, const BundleHeader& header,
+                const std::vector<std::pair<std::string, BundleEntry>>& entries) {
+  auto file = NewWritableFile(prefix + ".index");
+  ASSERT_TRUE(file.ok());
+  table::TableBuilder builder(file->get());
+  ASSERT_TRUE(builder.Add("", SerializeBundleHeader(header)).ok());
+  for (const auto& [key, entry] : entries) {
+    ASSERT_TRUE(builder.Add(key, SerializeBundleEntry(entry)).ok());
+  }
+  ASSERT_TRUE(builder.Finish().ok());
+  ASSERT_TRUE((*file)->Close().ok());
+}
+
+BundleHeader Header(int num_shards, Endianness e = Endianness::kLittle) {
+  BundleHeader h;
+  h.num_shards = num_shards;
+  h.endianness = e;
+  h.version.producer = 1;
+  return h;
+}
+
+// A small bundle: "a" float32[4] and "b" string[2].
+void WriteSmallBundle(const std::string& prefix) {
+  auto writer = BundleWriter::Open(prefix);
+  ASSERT_TRUE(writer.ok());
+  const float a[4] = {1, 2, 3, 4};
+  ASSERT_TRUE((*writer)->Add("a", DataType::kFloat, {{4}}, a, 16).ok());
+  ASSERT_TRUE((*writer)->AddString("b", {{2}}, {"xy", "z"}).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+}
+
+TEST(BundleReaderTest, MissingIndexIsNotFound) {
+  ScratchDir dir;
+  auto reader = BundleReader::Open(dir.Join("nothing"));
+  EXPECT_EQ(reader.status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Contains(reader.status(), dir.Join("nothing.index")));
+}
+
+TEST(BundleReaderTest, MissingDataFileIsNotFoundNamingTheFile) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  WriteSmallBundle(prefix);
+  std::filesystem::remove(prefix + ".data-00000-of-00001");
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok());  // data files are opened on first read
+  float a[4];
+  Status s = (*reader)->ReadTensor("a", a, sizeof(a));
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Contains(s, "ckpt.data-00000-of-00001")) << s.ToString();
+}
+
+TEST(BundleReaderTest, UnknownKeyIsNotFoundNamingTheKey) {
+  ScratchDir dir;
+  WriteSmallBundle(dir.Join("ckpt"));
+  auto reader = BundleReader::Open(dir.Join("ckpt"));
+  ASSERT_TRUE(reader.ok());
+  auto missing = (*reader)->Lookup("nope");
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Contains(missing.status(), "'nope'"));
+}
+
+TEST(BundleReaderTest, EveryFlippedDataBitNamesTheTensorAndTheFile) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  WriteSmallBundle(prefix);
+  const std::string data_name = prefix + ".data-00000-of-00001";
+  const std::string good = ReadFileOrDie(data_name);
+  for (size_t bit = 0; bit < good.size() * 8; ++bit) {
+    std::string bad = good;
+    bad[bit / 8] ^= static_cast<char>(1 << (bit % 8));
+    WriteFileOrDie(data_name, bad);
+    auto reader = BundleReader::Open(prefix);
+    ASSERT_TRUE(reader.ok());
+    float a[4];
+    Status sa = (*reader)->ReadTensor("a", a, sizeof(a));
+    Status sb = (*reader)->ReadStringTensor("b").status();
+    const bool in_a = bit / 8 < 16;
+    const Status& s = in_a ? sa : sb;
+    EXPECT_TRUE((in_a ? sb : sa).ok()) << "bit " << bit;
+    ASSERT_EQ(s.code(), StatusCode::kDataLoss) << "bit " << bit;
+    EXPECT_TRUE(Contains(s, in_a ? "'a'" : "'b'")) << s.ToString();
+    EXPECT_TRUE(Contains(s, data_name)) << s.ToString();
+  }
+}
+
+TEST(BundleReaderTest, TruncatedDataFileIsDataLoss) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  WriteSmallBundle(prefix);
+  const std::string data_name = prefix + ".data-00000-of-00001";
+  WriteFileOrDie(data_name, ReadFileOrDie(data_name).substr(0, 10));
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok());
+  float a[4];
+  EXPECT_EQ((*reader)->ReadTensor("a", a, sizeof(a)).code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ((*reader)->ReadStringTensor("b").status().code(),
+            StatusCode::kDataLoss);
+}
+
+TEST(BundleReaderTest, TruncatedOrGarbledIndexIsAnErrorNeverACrash) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  WriteSmallBundle(prefix);
+  const std::string index = ReadFileOrDie(prefix + ".index");
+  for (size_t n = 0; n < index.size(); ++n) {
+    WriteFileOrDie(prefix + ".index", index.substr(0, n));
+    auto reader = BundleReader::Open(prefix);
+    ASSERT_FALSE(reader.ok()) << "length " << n;
+    EXPECT_EQ(reader.status().code(), StatusCode::kDataLoss) << n;
+    EXPECT_TRUE(Contains(reader.status(), "ckpt.index"))
+        << reader.status().ToString();
+  }
+  for (size_t bit = 0; bit < index.size() * 8; ++bit) {
+    std::string bad = index;
+    bad[bit / 8] ^= static_cast<char>(1 << (bit % 8));
+    WriteFileOrDie(prefix + ".index", bad);
+    auto reader = BundleReader::Open(prefix);
+    // Some bits (footer padding, unused handle bytes) change nothing read;
+    // every other flip must be caught.
+    if (reader.ok()) {
+      float a[4];
+      EXPECT_TRUE((*reader)->ReadTensor("a", a, 16).ok()) << "bit " << bit;
+    } else {
+      EXPECT_EQ(reader.status().code(), StatusCode::kDataLoss) << bit;
+    }
+  }
+}
+
+TEST(BundleReaderTest, HugeOrInconsistentEntriesAreDataLoss) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  WriteFileOrDie(prefix + ".data-00000-of-00001", std::string(16, '\0'));
+  BundleEntry entry;
+  entry.dtype = DataType::kFloat;
+  entry.size = 16;
+  entry.crc32c = crc32c::Mask(crc32c::Value(std::string(16, '\0').data(), 16));
+
+  entry.shape = {{1000000, 1000000, 1000000}};  // 10^18 elements
+  WriteIndex(prefix, Header(1), {{"x", entry}});
+  EXPECT_EQ(BundleReader::Open(prefix).status().code(), StatusCode::kDataLoss);
+
+  entry.shape = {{3}};  // 12 bytes, entry says 16
+  WriteIndex(prefix, Header(1), {{"x", entry}});
+  EXPECT_EQ(BundleReader::Open(prefix).status().code(), StatusCode::kDataLoss);
+
+  entry.shape = {{4}};
+  entry.shard_id = 1;  // only one shard
+  WriteIndex(prefix, Header(1), {{"x", entry}});
+  EXPECT_EQ(BundleReader::Open(prefix).status().code(), StatusCode::kDataLoss);
+
+  entry.shard_id = 0;
+  entry.offset = int64_t{1} << 40;  // past the end of the file
+  WriteIndex(prefix, Header(1), {{"x", entry}});
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok());
+  float x[4];
+  EXPECT_EQ((*reader)->ReadTensor("x", x, 16).code(), StatusCode::kDataLoss);
+
+  entry.offset = 0;
+  BundleHeader future = Header(1);
+  future.version.min_consumer = 7;
+  WriteIndex(prefix, future, {{"x", entry}});
+  EXPECT_EQ(BundleReader::Open(prefix).status().code(), StatusCode::kDataLoss);
+}
+
+TEST(BundleReaderTest, SlicesThatDoNotCoverOrOverlapAreDataLoss) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  auto writer = BundleWriter::Open(prefix);
+  ASSERT_TRUE(writer.ok());
+  const int32_t rows[4] = {1, 2, 3, 4};
+  TensorShape full{{4, 2}};
+  ASSERT_TRUE((*writer)->AddSlice("gap", full, {{{0, 2}, {0, 2}}},
+                                  DataType::kInt32, rows, 16).ok());
+  ASSERT_TRUE((*writer)->AddSlice("overlap", full, {{{0, 2}, {0, 2}}},
+                                  DataType::kInt32, rows, 16).ok());
+  ASSERT_TRUE((*writer)->AddSlice("overlap", full, {{{1, 2}, {0, 2}}},
+                                  DataType::kInt32, rows, 16).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok());
+  int32_t out[8];
+  Status gap = (*reader)->ReadTensor("gap", out, sizeof(out));
+  EXPECT_EQ(gap.code(), StatusCode::kDataLoss);
+  EXPECT_TRUE(Contains(gap, "cover 4 of its 8")) << gap.ToString();
+  EXPECT_EQ((*reader)->ReadTensor("overlap", out, sizeof(out)).code(),
+            StatusCode::kDataLoss);
+}
+
+// Offsets past 4 GiB: a sparse data file with the payload at 5 GiB.
+TEST(BundleReaderTest, ReadsPayloadsBeyondFourGiB) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  const int64_t offset = int64_t{5} << 30;
+  const double value[2] = {3.25, -1e300};
+  int fd = ::open((prefix + ".data-00000-of-00001").c_str(),
+                  O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, value, sizeof(value), offset), 16);
+  ::close(fd);
+  BundleEntry entry;
+  entry.dtype = DataType::kDouble;
+  entry.shape = {{2}};
+  entry.offset = offset;
+  entry.size = 16;
+  entry.crc32c = crc32c::Mask(crc32c::Value(value, 16));
+  WriteIndex(prefix, Header(1), {{"far", entry}});
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->Find("far")->offset, offset);
+  double back[2];
+  ASSERT_TRUE((*reader)->ReadTensor("far", back, 16).ok());
+  EXPECT_EQ(back[0], 3.25);
+  EXPECT_EQ(back[1], -1e300);
+}
+
+// A bundle written on a big-endian host: values and string lengths stored
+// in big-endian order, CRCs over the stored bytes.
+TEST(BundleReaderTest, ConvertsBigEndianBundles) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  const char be_ints[] = {0, 0, 1, 2, '\xff', '\xff', '\xff', '\xfe'};
+  // Big-endian string payload: lengths CRC'd as big-endian u32.
+  const char be_len[] = {0, 0, 0, 3};
+  const uint32_t len_crc = crc32c::Value(be_len, 4);
+  std::string strings = "\x03";
+  const uint32_t masked = crc32c::Mask(len_crc);
+  for (int i = 3; i >= 0; --i) strings.push_back(static_cast<char>(masked >> (8 * i)));
+  strings += "abc";
+  uint32_t str_crc = crc32c::Extend(len_crc, strings.data() + 1, 4);
+  str_crc = crc32c::Extend(str_crc, "abc", 3);
+  WriteFileOrDie(prefix + ".data-00000-of-00001",
+                 std::string(be_ints, 8) + strings);
+
+  BundleEntry ints;
+  ints.dtype = DataType::kInt32;
+  ints.shape = {{2}};
+  ints.size = 8;
+  ints.crc32c = crc32c::Mask(crc32c::Value(be_ints, 8));
+  BundleEntry str;
+  str.dtype = DataType::kString;
+  str.shape = {{1}};
+  str.offset = 8;
+  str.size = static_cast<int64_t>(strings.size());
+  str.crc32c = crc32c::Mask(str_crc);
+  WriteIndex(prefix, Header(1, Endianness::kBig), {{"i", ints}, {"s", str}});
+
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  int32_t back[2];
+  ASSERT_TRUE((*reader)->ReadTensor("i", back, 8).ok());
+  EXPECT_EQ(back[0], 258);
+  EXPECT_EQ(back[1], -2);
+  auto s = (*reader)->ReadStringTensor("s");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ((*s)[0], "abc");
+}
+
+// TensorFlow's checkpoints: the multi-block index and the sharded one open
+// and list every key.
+TEST(BundleReaderTest, OpensTensorFlowFixtures) {
+  auto many = BundleReader::Open(FixturePath("many_keys/ckpt"));
+  ASSERT_TRUE(many.ok()) << many.status().ToString();
+  EXPECT_GT((*many)->Keys().size(), 6000u);
+  auto sharded = BundleReader::Open(FixturePath("multishard/ckpt"));
+  ASSERT_TRUE(sharded.ok()) << sharded.status().ToString();
+  EXPECT_GT((*sharded)->header().num_shards, 1);
+}
+
+}  // namespace
+}  // namespace trackpoint

@@ -1,0 +1,185 @@
+#include "trackpoint/bundle_writer.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+#include "test_util.h"
+#include "trackpoint/bundle_reader.h"
+
+namespace trackpoint {
+namespace {
+
+using testing::FixturePath;
+using testing::ReadFileOrDie;
+using testing::ScratchDir;
+
+std::vector<std::string> ListDir(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// FORMAT.md section 12: Checkpoint(v=[1., 2.], s=["hi", ""]).write() by
+// TensorFlow. Writing the same tensors in the same order must give the same
+// bytes, index and data.
+TEST(BundleWriterTest, ReproducesTensorFlowsWorkedExample) {
+  const std::string fixture = FixturePath("worked_example/tv");
+  auto tf_reader = BundleReader::Open(fixture);
+  ASSERT_TRUE(tf_reader.ok()) << tf_reader.status().ToString();
+  auto graph = (*tf_reader)->ReadStringTensor("_CHECKPOINTABLE_OBJECT_GRAPH");
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+
+  ScratchDir dir;
+  auto writer = BundleWriter::Open(dir.Join("tv"));
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  ASSERT_TRUE((*writer)->AddString("s/.ATTRIBUTES/VARIABLE_VALUE", {{2}},
+                                   {"hi", ""}).ok());
+  const float v[] = {1.0f, 2.0f};
+  ASSERT_TRUE((*writer)->Add("v/.ATTRIBUTES/VARIABLE_VALUE", DataType::kFloat,
+                             {{2}}, v, sizeof(v)).ok());
+  ASSERT_TRUE((*writer)->AddString("_CHECKPOINTABLE_OBJECT_GRAPH", {{}},
+                                   {(*graph)[0]}).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+
+  EXPECT_EQ(ReadFileOrDie(dir.Join("tv.index")),
+            ReadFileOrDie(fixture + ".index"));
+  EXPECT_EQ(ReadFileOrDie(dir.Join("tv.data-00000-of-00001")),
+            ReadFileOrDie(fixture + ".data-00000-of-00001"));
+  EXPECT_EQ(ListDir(dir.path()),
+            (std::vector<std::string>{"tv.data-00000-of-00001", "tv.index"}));
+}
+
+TEST(BundleWriterTest, FilesAppearOnlyAtFinish) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("sub/dir/ckpt");  // parents created
+  auto writer = BundleWriter::Open(prefix);
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  const int32_t x = 7;
+  ASSERT_TRUE((*writer)->Add("x", DataType::kInt32, {{}}, &x, 4).ok());
+  for (const std::string& name : ListDir(dir.Join("sub/dir"))) {
+    EXPECT_NE(name.find(".tempstate"), std::string::npos) << name;
+  }
+  EXPECT_FALSE(std::filesystem::exists(prefix + ".index"));
+  ASSERT_TRUE((*writer)->Finish().ok());
+  EXPECT_EQ(ListDir(dir.Join("sub/dir")),
+            (std::vector<std::string>{"ckpt.data-00000-of-00001", "ckpt.index"}));
+}
+
+TEST(BundleWriterTest, AbandonedWriterLeavesNothing) {
+  ScratchDir dir;
+  {
+    auto writer = BundleWriter::Open(dir.Join("ckpt"), {/*num_shards=*/3});
+    ASSERT_TRUE(writer.ok());
+    const double d = 1.5;
+    ASSERT_TRUE((*writer)->Add("d", DataType::kDouble, {{1}}, &d, 8, 2).ok());
+  }
+  EXPECT_TRUE(ListDir(dir.path()).empty());
+}
+
+TEST(BundleWriterTest, RejectsBadArguments) {
+  ScratchDir dir;
+  auto writer = BundleWriter::Open(dir.Join("ckpt"));
+  ASSERT_TRUE(writer.ok());
+  BundleWriter& w = **writer;
+  const float f[2] = {1, 2};
+  EXPECT_EQ(w.Add("", DataType::kFloat, {{2}}, f, 8).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(w.Add(std::string("\0x", 2), DataType::kFloat, {{2}}, f, 8).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(w.Add("f", DataType::kFloat, {{3}}, f, 8).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(w.Add("f", DataType::kString, {{2}}, f, 8).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(w.Add("f", DataType::kFloat, {{2}}, f, 8, /*shard=*/1).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(w.Add("f", DataType::kFloat, {{-2}}, f, 8).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(w.AddString("s", {{2}}, {"only one"}).code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_TRUE(w.Add("f", DataType::kFloat, {{2}}, f, 8).ok());
+  Status dup = w.Add("f", DataType::kFloat, {{2}}, f, 8);
+  EXPECT_EQ(dup.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(dup.message().find("duplicate"), std::string::npos);
+  // Argument errors are not sticky: the bundle still finishes.
+  EXPECT_TRUE(w.Finish().ok());
+  EXPECT_EQ(w.Finish().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(BundleWriterTest, RoundTripsEveryFixedSizeDtypeAcrossShards) {
+  ScratchDir dir;
+  BundleWriterOptions options;
+  options.num_shards = 3;
+  options.data_alignment = 64;
+  auto writer = BundleWriter::Open(dir.Join("ckpt"), options);
+  ASSERT_TRUE(writer.ok());
+  std::mt19937 rng(42);
+  std::map<std::string, std::pair<DataType, std::string>> written;
+  int i = 0;
+  for (int32_t v = 1; v <= 33; ++v) {
+    if (!IsStorableDataType(v) || DataTypeSize(DataType(v)) == 0) continue;
+    DataType dtype = static_cast<DataType>(v);
+    std::string bytes(DataTypeSize(dtype) * 15, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    std::string key = std::string("t/") + DataTypeName(dtype);
+    ASSERT_TRUE((*writer)->Add(key, dtype, {{3, 5}}, bytes.data(), bytes.size(),
+                               i++ % 3).ok());
+    written[key] = {dtype, bytes};
+  }
+  ASSERT_TRUE((*writer)->Finish().ok());
+
+  auto reader = BundleReader::Open(dir.Join("ckpt"));
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->header().num_shards, 3);
+  EXPECT_EQ((*reader)->Keys().size(), written.size());
+  for (const auto& [key, value] : written) {
+    const BundleEntry* entry = (*reader)->Find(key);
+    ASSERT_NE(entry, nullptr) << key;
+    EXPECT_EQ(entry->dtype, value.first);
+    EXPECT_EQ(entry->offset % 64, 0) << key;
+    std::string back(value.second.size(), '\0');
+    ASSERT_TRUE((*reader)->ReadTensor(key, back.data(), back.size()).ok());
+    EXPECT_EQ(back, value.second) << key;
+  }
+}
+
+TEST(BundleWriterTest, PartitionedTensorIsAssembledFromItsSlices) {
+  ScratchDir dir;
+  auto writer = BundleWriter::Open(dir.Join("ckpt"), {/*num_shards=*/2});
+  ASSERT_TRUE(writer.ok());
+  // A [5, 2] int64 tensor holding 0..9, stored as rows [0,3) and [3,5).
+  std::vector<int64_t> top = {0, 1, 2, 3, 4, 5}, bottom = {6, 7, 8, 9};
+  TensorShape full{{5, 2}};
+  TensorSlice first{{{0, 3}, {0, SliceExtent::kFullExtent}}};
+  TensorSlice second{{{3, 2}, {0, SliceExtent::kFullExtent}}};
+  ASSERT_TRUE((*writer)->AddSlice("emb", full, second, DataType::kInt64,
+                                  bottom.data(), 32, 1).ok());
+  ASSERT_TRUE((*writer)->AddSlice("emb", full, first, DataType::kInt64,
+                                  top.data(), 48, 0).ok());
+  // A slice covering everything is stored as a plain tensor.
+  const float whole[2] = {1, 2};
+  ASSERT_TRUE((*writer)->AddSlice("plain", {{2}}, {{{0, 2}}}, DataType::kFloat,
+                                  whole, 8).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+
+  auto reader = BundleReader::Open(dir.Join("ckpt"));
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->Keys(), (std::vector<std::string>{"emb", "plain"}));
+  EXPECT_EQ((*reader)->Find("emb")->slices.size(), 2u);
+  EXPECT_TRUE((*reader)->Find("plain")->slices.empty());
+  std::vector<int64_t> back(10, -1);
+  ASSERT_TRUE((*reader)->ReadTensor("emb", back.data(), 80).ok());
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(back[i], i);
+}
+
+TEST(BundleWriterTest, DataFileNamesWidenPastFiveDigits) {
+  EXPECT_EQ(DataFilename("p", 0, 1), "p.data-00000-of-00001");
+  EXPECT_EQ(DataFilename("p", 123456, 200000), "p.data-123456-of-200000");
+}
+
+}  // namespace
+}  // namespace trackpoint
