@@ -1,0 +1,49 @@
+"""Shared helpers for the Python tests: the TensorFlow fixtures and their expected values."""
+
+import base64
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"
+
+# Fixture directories written by tests/fixtures/generate.py.
+FIXTURE_NAMES = [
+    "dtypes", "dtypes_savev2", "tf1_partitioned", "multishard", "manager",
+    "many_keys", "worked_example", "byte_identity",
+]
+
+
+def load_expected(name):
+    """expected.json of a fixture directory."""
+    return json.loads((FIXTURES / name / "expected.json").read_text())
+
+
+def expected_value(spec):
+    """The numpy value TensorFlow's reader returned for one tensor of expected.json."""
+    from trackpoint import dtypes
+
+    shape = tuple(spec["shape"])
+    if spec["dtype"] == "string":
+        flat = [base64.b64decode(s) for s in spec["base64"]]
+        out = np.empty(len(flat), dtype=object)
+        out[:] = flat
+        return out.reshape(shape)
+    np_dtype = dtypes.as_dtype(spec["dtype"]).as_numpy_dtype
+    return np.frombuffer(bytes.fromhex(spec.get("hex") or ""), dtype=np_dtype).reshape(shape)
+
+
+def fixture_checkpoints():
+    """(fixture name, prefix path, {key: spec}) for every checkpoint of every fixture."""
+    out = []
+    for name in FIXTURE_NAMES:
+        for ckpt in load_expected(name)["checkpoints"].values():
+            out.append((name, FIXTURES / name / ckpt["prefix"], ckpt["tensors"]))
+    return out
+
+
+@pytest.fixture
+def fixtures_dir():
+    return FIXTURES
