@@ -123,11 +123,15 @@ Status BundleReader::CheckEntry(const std::string& key,
     return DataLossError(what + " has invalid dtype " +
                          std::to_string(static_cast<int32_t>(entry.dtype)));
   }
+  // Shapes and slices were checked as arguments would be; in a file they
+  // are corruption.
   int64_t num_elements = 0;
-  TP_RETURN_IF_ERROR(ValidateShape(entry.shape, &num_elements).Annotate(what));
+  Status shape = ValidateShape(entry.shape, &num_elements);
+  if (!shape.ok()) return DataLossError(what + ": " + shape.message());
   if (!entry.slices.empty()) {
     for (const TensorSlice& slice : entry.slices) {
-      TP_RETURN_IF_ERROR(ValidateSlice(slice, entry.shape).Annotate(what));
+      Status valid = ValidateSlice(slice, entry.shape);
+      if (!valid.ok()) return DataLossError(what + ": " + valid.message());
     }
     return OkStatus();
   }
