@@ -5,4 +5,5 @@ NB_MODULE(_core, m) {
   trackpoint::python::BindStatus(m);
   trackpoint::python::BindCrc32c(m);
   trackpoint::python::BindBundle(m);
+  trackpoint::python::BindGraph(m);
 }
