@@ -9,13 +9,28 @@ Example::
 """
 
 from . import dtypes, errors
+from .checkpoint import Checkpoint, CheckpointOptions
 from .errors import CheckpointError, DataLossError, NotFoundError
 from .management import CheckpointState, get_checkpoint_state, latest_checkpoint
+from .management import update_checkpoint_state
 from .reader import CheckpointReader, list_variables, load_checkpoint, load_variable
+from .status import CheckpointLoadStatus, InitializationOnlyStatus, NameBasedSaverStatus
+from .trackable import AutoTrackable, JsonState, PythonState, Trackable, Variable
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutoTrackable",
+    "Checkpoint",
+    "CheckpointLoadStatus",
+    "CheckpointOptions",
+    "InitializationOnlyStatus",
+    "JsonState",
+    "NameBasedSaverStatus",
+    "PythonState",
+    "Trackable",
+    "Variable",
+    "update_checkpoint_state",
     "CheckpointError",
     "CheckpointReader",
     "CheckpointState",

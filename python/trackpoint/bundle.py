@@ -51,6 +51,14 @@ def _as_bytes_view(array: np.ndarray) -> np.ndarray:
     return array.reshape(-1).view(np.uint8)
 
 
+def _as_string_element(x) -> bytes:
+    if isinstance(x, str):
+        return x.encode("utf-8")
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return bytes(x)
+    raise InvalidArgumentError(f"string tensors hold bytes or str, not {type(x).__name__}")
+
+
 def _prepare(value, dtype) -> tuple[DType, np.ndarray]:
     """The (dtype, array) to store for a value; strings as an object array of bytes."""
     target = as_dtype(dtype) if dtype is not None else None
@@ -61,7 +69,7 @@ def _prepare(value, dtype) -> tuple[DType, np.ndarray]:
     if target is None:
         target = as_dtype(array.dtype)
     if target.name == "string":
-        flat = [x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in array.reshape(-1)]
+        flat = [_as_string_element(x) for x in array.reshape(-1)]
         out = np.empty(len(flat), dtype=object)
         out[:] = flat
         return target, out.reshape(array.shape)

@@ -16,8 +16,11 @@ import dataclasses
 import logging
 import os
 import re
+import uuid
 
-__all__ = ["CheckpointState", "get_checkpoint_state", "latest_checkpoint"]
+__all__ = [
+    "CheckpointState", "get_checkpoint_state", "latest_checkpoint", "update_checkpoint_state",
+]
 
 _log = logging.getLogger("trackpoint")
 
@@ -166,3 +169,106 @@ def latest_checkpoint(checkpoint_dir, latest_filename=None) -> str | None:
         return path
     _log.error("Couldn't match files for checkpoint %s", path)
     return None
+
+
+def _quote(text: str) -> str:
+    """A text-format string literal: quotes, backslashes and control characters
+    escaped, other characters kept as UTF-8 (as protobuf's Python runtime writes)."""
+    out = []
+    for c in text:
+        if c in "\"'\\":
+            out.append("\\" + c)
+        elif c in _CONTROL_ESCAPES:
+            out.append(_CONTROL_ESCAPES[c])
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append("\\%03o" % ord(c))
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+_CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _format_state(state: CheckpointState) -> str:
+    lines = [f"model_checkpoint_path: {_quote(state.model_checkpoint_path)}"]
+    lines += [f"all_model_checkpoint_paths: {_quote(p)}" for p in state.all_model_checkpoint_paths]
+    lines += [f"all_model_checkpoint_timestamps: {t!r}"
+              for t in map(float, state.all_model_checkpoint_timestamps)]
+    if state.last_preserved_timestamp:
+        lines.append(f"last_preserved_timestamp: {float(state.last_preserved_timestamp)!r}")
+    return "\n".join(lines) + "\n"
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Replaces ``path`` with ``data``: a temporary file in the same directory,
+    fsynced, renamed over ``path``, then the directory fsynced."""
+    directory = os.path.dirname(path) or "."
+    tmp = f"{path}.tmp{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def update_checkpoint_state(
+    save_dir,
+    model_checkpoint_path,
+    all_model_checkpoint_paths=None,
+    latest_filename=None,
+    all_model_checkpoint_timestamps=None,
+    last_preserved_timestamp=None,
+    save_relative_paths=True,
+) -> None:
+    """Writes the ``checkpoint`` state file of ``save_dir``, atomically.
+
+    As TensorFlow does: absolute paths inside ``save_dir`` are stored relative
+    to it (``save_relative_paths``), ``model_checkpoint_path`` is appended to
+    the list when it is not its last element, and timestamps must match the
+    paths one for one.
+
+    Example::
+
+        trackpoint.update_checkpoint_state("/tmp/run", "/tmp/run/ckpt-3")
+    """
+    save_dir = os.fspath(save_dir)
+    model_checkpoint_path = os.fspath(model_checkpoint_path)
+    paths = [os.fspath(p) for p in (all_model_checkpoint_paths or [])]
+
+    def stored(p: str) -> str:
+        if save_relative_paths and os.path.isabs(p):
+            return os.path.relpath(p, save_dir)
+        if not os.path.isabs(save_dir) and not os.path.isabs(p):
+            return os.path.relpath(p, save_dir)
+        return p
+
+    model = stored(model_checkpoint_path)
+    paths = [stored(p) for p in paths]
+    if not paths or paths[-1] != model:
+        paths.append(model)
+    timestamps = list(all_model_checkpoint_timestamps or [])
+    if timestamps and len(timestamps) != len(paths):
+        raise ValueError(
+            f"Checkpoint timestamps, if provided, must match checkpoint paths "
+            f"({len(timestamps)} timestamps for {len(paths)} paths)"
+        )
+    state_path = _state_path(save_dir, latest_filename)
+    if os.path.abspath(os.path.join(save_dir, model)) == os.path.abspath(state_path):
+        raise ValueError(f"Save path '{model_checkpoint_path}' conflicts with path used for "
+                         "checkpoint state. Please use a different save path.")
+    state = CheckpointState(model, paths, timestamps, last_preserved_timestamp or 0.0)
+    os.makedirs(save_dir or ".", exist_ok=True)
+    write_atomically(state_path, _format_state(state).encode("utf-8"))

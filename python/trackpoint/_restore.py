@@ -1,0 +1,276 @@
+"""Restore coordination: matching checkpoint nodes to live objects.
+
+An object-based restore walks the checkpoint's object graph from node 0
+(bound to the root) breadth-first. Each bound node's attributes are read into
+its object; each child edge is followed by local name into the object's
+children. A child the object does not have yet is *deferred*: the object
+keeps the position, and when a child of that name is added later it is
+restored then (trackable/base.py ``_handle_new_child``). Slot variables are
+restored through their optimizer once both it and the original variable are
+bound.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import deque
+
+from . import _core
+from .bundle import BundleReader
+from .dtypes import DType
+from .errors import InvalidArgumentError
+from .trackable.base import Trackable
+
+_log = logging.getLogger("trackpoint")
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+_restore_uids = itertools.count(1)
+
+
+def _unescape(name: str) -> str:
+    """Inverse of the checkpoint escaping of one local name ('.' -> '..', '/' -> '.S')."""
+    out, i = [], 0
+    while i < len(name):
+        if name[i] == "." and i + 1 < len(name):
+            out.append("." if name[i + 1] == "." else "/" if name[i + 1] == "S" else name[i : i + 2])
+            i += 2
+        else:
+            out.append(name[i])
+            i += 1
+    return "".join(out)
+
+
+def _spec_string(dtype: DType, shape) -> str:
+    return f"{dtype.name}{list(shape)}"
+
+
+def _update_uid(obj) -> int:
+    return getattr(obj, "_self_update_uid", 0)
+
+
+def _set_update_uid(obj, uid: int) -> None:
+    if uid > _update_uid(obj):
+        object.__setattr__(obj, "_self_update_uid", uid)
+
+
+def reachable_objects(root: Trackable, include_slots: bool = True) -> list:
+    """Every trackable reachable from root through children (and slots), root first."""
+    seen = {id(root): root}
+    queue = deque([root])
+    while queue:
+        obj = queue.popleft()
+        nexts = list(obj._trackable_children().values())
+        if include_slots:
+            nexts += [s for _, _, s in obj._slot_variables()]
+        for child in nexts:
+            if id(child) not in seen:
+                seen[id(child)] = child
+                queue.append(child)
+    return list(seen.values())
+
+
+class ObjectGraphRestore:
+    """One object-based restore of one checkpoint into one root."""
+
+    def __init__(self, root: Trackable, reader: BundleReader, graph_bytes: bytes,
+                 skip_slot_variables: bool = False):
+        self.uid = next(_restore_uids)
+        self.root = root
+        self.reader = reader
+        self.nodes = _core.parse_object_graph(graph_bytes)
+        self.skip_slot_variables = skip_slot_variables
+        self.object_by_node: dict = {}
+        self.unused_attributes: dict = {}  # node id -> [attribute names]
+        self.expect_partial = False
+        # original variable node -> [(optimizer node, slot node, slot name)]
+        self.slot_restorations: dict = {}
+        # optimizer node -> [(original variable node, slot node, slot name)]
+        self.deferred_slot_restorations: dict = {}
+        self.slot_nodes = set()
+        for opt_id, node in enumerate(self.nodes):
+            for original, slot_name, slot_id in node["slot_variables"]:
+                self.slot_restorations.setdefault(original, []).append((opt_id, slot_id, slot_name))
+                self.slot_nodes.add(slot_id)
+        self.paths = self._node_paths()
+
+    # ---- messages ------------------------------------------------------------------------
+    def _node_paths(self) -> dict:
+        """node id -> a readable path such as "(root).model.layers.0.kernel"."""
+        paths = {0: "(root)"}
+        queue = deque([0])
+        while queue:
+            n = queue.popleft()
+            for child, name in self.nodes[n]["children"]:
+                if child not in paths:
+                    paths[child] = f"{paths[n]}.{name}"
+                    queue.append(child)
+        for opt_id, node in enumerate(self.nodes):
+            for original, slot_name, slot_id in node["slot_variables"]:
+                paths.setdefault(
+                    slot_id,
+                    f"{paths.get(original, '?')}'s slot {slot_name!r} of {paths.get(opt_id, '?')}",
+                )
+        return paths
+
+    def has_values(self, node_id: int) -> bool:
+        node = self.nodes[node_id]
+        if node["has_checkpoint_values"] is not None:
+            return node["has_checkpoint_values"]
+        return bool(node["attributes"] or node["slot_variables"] or node["children"]
+                    or node["registered_saver"])
+
+    # ---- matching ------------------------------------------------------------------------
+    def bind_and_restore(self, node_id: int, obj: Trackable) -> None:
+        """Binds node_id to obj, restores it, and continues breadth-first below it."""
+        queue = deque([(node_id, obj)])
+        while queue:
+            n, o = queue.popleft()
+            bound = self.object_by_node.get(n)
+            if bound is not None:
+                if bound is not o:
+                    _log.warning("inconsistent references when restoring %s: node %s is "
+                                 "already bound to another object", self.reader.prefix, self.paths.get(n))
+                continue
+            self.object_by_node[n] = o
+            if _update_uid(o) <= self.uid:
+                self._restore_attributes(n, o)
+            _set_update_uid(o, self.uid)
+            self._queue_children(n, o, queue)
+            if not self.skip_slot_variables:
+                self._queue_slots(n, o, queue)
+
+    def _restore_attributes(self, n: int, obj: Trackable) -> None:
+        attributes = self.nodes[n]["attributes"]
+        if not attributes:
+            return
+        keys = {_unescape(name): key for name, _, key in attributes}
+        wanted = obj._tensor_names()
+        unused = [name for name in keys if name not in wanted]
+        if unused:
+            self.unused_attributes[n] = unused
+        if not wanted or any(name not in keys for name in wanted):
+            self.unused_attributes[n] = list(keys)
+            return
+        specs = obj._tensor_specs()
+        tensors = {}
+        for name in wanted:
+            key = keys[name]
+            if name in specs:
+                dtype, shape = specs[name]
+                entry = self.reader.entry(key)
+                if entry.dtype != dtype or tuple(entry.shape) != tuple(shape):
+                    raise InvalidArgumentError(
+                        f"cannot restore {key!r} from {self.reader.prefix}: checkpoint has "
+                        f"{_spec_string(entry.dtype, entry.shape)}, object has "
+                        f"{_spec_string(dtype, shape)}"
+                    )
+            tensors[name] = self.reader.read(key)
+        obj._restore_from_tensors(tensors)
+
+    def _queue_children(self, n: int, obj: Trackable, queue: deque) -> None:
+        edges = self.nodes[n]["children"]
+        if not edges:
+            return
+        children = obj._trackable_children()
+        for child_id, local_name in edges:
+            if child_id in self.object_by_node:
+                continue
+            child = children.get(local_name)
+            if child is not None:
+                queue.append((child_id, child))
+            elif self.has_values(child_id):
+                obj._deferred().setdefault(local_name, []).append((self, child_id))
+
+    def _queue_slots(self, n: int, obj: Trackable, queue: deque) -> None:
+        # n as an original variable: its slots, through optimizers bound already.
+        for opt_id, slot_id, slot_name in self.slot_restorations.get(n, ()):
+            optimizer = self.object_by_node.get(opt_id)
+            if optimizer is None:
+                self.deferred_slot_restorations.setdefault(opt_id, []).append((n, slot_id, slot_name))
+            else:
+                self._restore_slot(optimizer, obj, slot_id, slot_name, queue)
+        # n as an optimizer: slots of variables bound before it.
+        for original_id, slot_id, slot_name in self.deferred_slot_restorations.pop(n, ()):
+            self._restore_slot(obj, self.object_by_node[original_id], slot_id, slot_name, queue)
+
+    def _restore_slot(self, optimizer, variable, slot_id, slot_name, queue) -> None:
+        if slot_id in self.object_by_node:
+            return
+        slot = optimizer._restore_slot_variable(slot_name, variable)
+        if slot is not None:
+            queue.append((slot_id, slot))
+
+    # ---- what was left over ----------------------------------------------------------
+    def unresolved_nodes(self) -> list:
+        """Checkpoint nodes with values that no object received."""
+        return [n for n, node in enumerate(self.nodes)
+                if node["attributes"] and n not in self.object_by_node
+                and not (self.skip_slot_variables and n in self.slot_nodes)]
+
+    def leftovers(self) -> list:
+        """Readable descriptions of every checkpoint value not restored."""
+        out = [f"{self.paths.get(n, f'node {n}')}" for n in self.unresolved_nodes()]
+        out += [f"{self.paths.get(n, f'node {n}')}.{name}"
+                for n, names in self.unused_attributes.items() for name in names]
+        return out
+
+    def warn_leftovers(self) -> None:
+        if self.expect_partial:
+            return
+        leftovers = self.leftovers()
+        if leftovers:
+            shown = "\n  ".join(leftovers[:20])
+            more = f"\n  ... and {len(leftovers) - 20} more" if len(leftovers) > 20 else ""
+            _log.warning(
+                "Values in checkpoint %s were not restored into any object "
+                "(call expect_partial() on the restore status to silence this):\n  %s%s",
+                self.reader.prefix, shown, more,
+            )
+
+
+class NameBasedRestore:
+    """Restore of a checkpoint without an object graph (TF1 Saver): every
+    variable is looked up by its full name."""
+
+    def __init__(self, reader: BundleReader):
+        self.uid = next(_restore_uids)
+        self.reader = reader
+        self.restored: dict = {}  # id -> object
+        self.unrestored: dict = {}  # id -> (object, names)
+
+    def restore_subtree(self, root: Trackable) -> None:
+        for obj in reachable_objects(root):
+            if isinstance(obj, Trackable):
+                pending = obj.__dict__.setdefault("_self_name_based_restores", [])
+                if self not in pending:
+                    pending.append(self)
+            self._restore_object(obj)
+
+    def _restore_object(self, obj: Trackable) -> None:
+        names = obj._tensor_names()
+        if not names or id(obj) in self.restored:
+            return
+        full_name = obj._checkpoint_full_name()
+        keys = {name: full_name if len(names) == 1 else f"{full_name}/{name}" for name in names}
+        if not full_name or any(k not in self.reader for k in keys.values()):
+            self.unrestored[id(obj)] = (obj, [k for k in keys.values() if k not in self.reader])
+            return
+        specs = obj._tensor_specs()
+        tensors = {}
+        for name, key in keys.items():
+            if name in specs:
+                dtype, shape = specs[name]
+                entry = self.reader.entry(key)
+                if entry.dtype != dtype or tuple(entry.shape) != tuple(shape):
+                    raise InvalidArgumentError(
+                        f"cannot restore {key!r} from {self.reader.prefix}: checkpoint has "
+                        f"{_spec_string(entry.dtype, entry.shape)}, object has "
+                        f"{_spec_string(dtype, shape)}"
+                    )
+            tensors[name] = self.reader.read(key)
+        obj._restore_from_tensors(tensors)
+        _set_update_uid(obj, self.uid)
+        self.unrestored.pop(id(obj), None)
+        self.restored[id(obj)] = obj

@@ -1,0 +1,64 @@
+"""Save side: walk the live objects, let the C++ saver graph number them and
+name their keys, and write one bundle."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._restore import OBJECT_GRAPH_KEY
+from .bundle import BundleWriter
+from .trackable.base import Trackable
+from .trackable.python_state import PythonState
+
+
+def _describe_graph(root: Trackable):
+    """(objects, specs, values): every object reachable from root (root first),
+    its spec for the C++ planner, and the tensors it saves."""
+    objects = [root]
+    index = {id(root): 0}
+
+    def index_of(obj) -> int:
+        if not isinstance(obj, Trackable):
+            raise ValueError(f"{obj!r} is not trackable and cannot be checkpointed")
+        i = index.get(id(obj))
+        if i is None:
+            i = index[id(obj)] = len(objects)
+            objects.append(obj)
+        return i
+
+    specs, values = [], []
+    i = 0
+    while i < len(objects):
+        obj = objects[i]
+        children = [(name, index_of(child)) for name, child in obj._trackable_children().items()]
+        tensors = obj._serialize_to_tensors()
+        slots = [(name, index_of(original), index_of(slot))
+                 for name, original, slot in obj._slot_variables()]
+        full_name = obj._checkpoint_full_name()
+        specs.append({
+            "children": children,
+            "tensor_names": list(tensors),
+            "full_names": [full_name] * len(tensors),
+            "python_state": isinstance(obj, PythonState),
+            "slot_names": list(obj._slot_names()),
+            "slots": slots,
+        })
+        values.append(tensors)
+        i += 1
+    return objects, specs, values
+
+
+def write_object_graph(root: Trackable, prefix: str) -> str:
+    """Writes every value reachable from root, and the object graph, to prefix."""
+    objects, specs, values = _describe_graph(root)
+    plan = _core.build_saver_graph(specs, 0)
+    keys = plan["keys"]
+    with BundleWriter(prefix) as writer:
+        for obj_index, tensor_index in plan["tensor_order"]:
+            name = specs[obj_index]["tensor_names"][tensor_index]
+            spec = objects[obj_index]._tensor_specs().get(name)
+            writer.add(keys[obj_index][tensor_index], values[obj_index][name],
+                       dtype=spec[0] if spec else None)
+        writer.add(OBJECT_GRAPH_KEY, np.array(plan["serialized_graph"], dtype=object))
+    return prefix

@@ -1,0 +1,100 @@
+"""The Trackable protocol: what a Checkpoint can save and restore.
+
+A trackable object declares three things:
+
+- its **children**, by name, in a fixed order (``_trackable_children``): the
+  edges of the object graph. A child reached by two paths is saved once,
+  under its first (shortest) path, as TensorFlow does.
+- the **tensors it saves itself** (``_serialize_to_tensors``: name -> value)
+  and how to take them back (``_restore_from_tensors``). A variable saves one
+  tensor named ``"VARIABLE_VALUE"``.
+- for an optimizer, its **slot variables** (``_slot_names``,
+  ``_slot_variables``, ``_restore_slot_variable``): per-variable state such
+  as Adam's ``m`` and ``v``, recorded as TensorFlow records them.
+
+Example, a user class holding a numpy array::
+
+    class Counter(trackpoint.Trackable):
+        def __init__(self):
+            self.counts = np.zeros(10, np.int64)
+
+        def _serialize_to_tensors(self):
+            return {"counts": self.counts}
+
+        def _restore_from_tensors(self, tensors):
+            self.counts[...] = tensors["counts"]
+
+Subclasses of :class:`~trackpoint.AutoTrackable` get their children from
+their attributes; plain Trackables override ``_trackable_children``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+__all__ = ["Trackable"]
+
+
+class Trackable:
+    """Base class of everything a :class:`~trackpoint.Checkpoint` can save."""
+
+    # Internal state lives in attributes named _self_*, which AutoTrackable
+    # never tracks.
+
+    def _trackable_children(self) -> dict:
+        """Children by local name, in dependency order. Override in subclasses."""
+        return {}
+
+    def _serialize_to_tensors(self) -> dict:
+        """The tensors this object saves itself: name -> array-like."""
+        return {}
+
+    def _restore_from_tensors(self, tensors: dict) -> None:
+        """Takes back the tensors saved by ``_serialize_to_tensors`` (numpy arrays)."""
+
+    def _tensor_names(self) -> list:
+        """Names of the tensors ``_serialize_to_tensors`` returns (without computing them)."""
+        return list(self._serialize_to_tensors())
+
+    def _tensor_specs(self) -> dict:
+        """name -> (DType, shape) for tensors whose dtype and shape must match
+        the checkpoint's; a restore checks them before reading. Optional."""
+        return {}
+
+    def _checkpoint_full_name(self) -> str:
+        """TensorFlow's global name of this object's value ("" when none)."""
+        return ""
+
+    # ---- optimizers -----------------------------------------------------------------
+    def _slot_names(self) -> list:
+        """Names of the per-variable slots this optimizer keeps, in order."""
+        return []
+
+    def _slot_variables(self) -> Iterable[tuple[str, "Trackable", "Trackable"]]:
+        """(slot name, original variable, slot variable) for every slot that exists."""
+        return ()
+
+    def _restore_slot_variable(self, slot_name: str, variable: "Trackable") -> "Trackable | None":
+        """The slot variable to restore ``slot_name`` of ``variable`` into, creating it
+        if needed; None when this optimizer cannot hold it."""
+        return None
+
+    # ---- deferred restoration ---------------------------------------------------------
+    def _deferred(self) -> dict:
+        """local name -> [(restore, checkpoint node id)] waiting for a child of that name."""
+        try:
+            return self._self_deferred_restorations
+        except AttributeError:
+            d = {}
+            object.__setattr__(self, "_self_deferred_restorations", d)
+            return d
+
+    def _handle_new_child(self, name: str, child: Any) -> None:
+        """Call when a child ``name`` is added after a restore: it receives
+        the values waiting for it (newest restore first)."""
+        pending = self._deferred().pop(name, None) if "_self_deferred_restorations" in vars(self) else None
+        if pending:
+            for restore, node_id in sorted(pending, key=lambda p: -p[0].uid):
+                restore.bind_and_restore(node_id, child)
+        for restore in getattr(self, "_self_name_based_restores", ()):
+            restore.restore_subtree(child)
