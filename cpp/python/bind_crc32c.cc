@@ -19,10 +19,13 @@ using namespace nb::literals;
 namespace trackpoint::python {
 namespace {
 
-constexpr crc32c::Impl kAllImpls[] = {crc32c::Impl::kPortable,
-                                      crc32c::Impl::kSse42,
-                                      crc32c::Impl::kAvx512,
-                                      crc32c::Impl::kArm64};
+// Releasing and retaking the GIL costs about as much as the CRC of a few KiB
+// (hashlib likewise keeps it below 2 KiB), so small buffers keep it.
+constexpr size_t kReleaseGilBytes = 16 << 10;
+
+constexpr crc32c::Impl kAllImpls[] = {
+    crc32c::Impl::kPortable, crc32c::Impl::kSse42, crc32c::Impl::kAvx512,
+    crc32c::Impl::kArm64};
 
 // A contiguous buffer exported by any object with the buffer protocol
 // (bytes, bytearray, memoryview, numpy arrays, ...), released on scope exit.
@@ -54,7 +57,7 @@ std::string ImplNames(const std::vector<crc32c::Impl>& impls) {
 }
 
 crc32c::Impl ImplFromName(std::string_view name) {
-  const std::vector<crc32c::Impl> available = crc32c::AvailableImpls();
+  static const std::vector<crc32c::Impl> available = crc32c::AvailableImpls();
   for (crc32c::Impl impl : kAllImpls) {
     if (name != crc32c::ImplName(impl)) continue;
     for (crc32c::Impl a : available) {
@@ -77,9 +80,14 @@ uint32_t Crc32c(nb::handle data, uint32_t crc,
   const std::optional<crc32c::Impl> chosen =
       impl ? std::optional(ImplFromName(*impl)) : std::nullopt;
   ContiguousBuffer buffer(data);
+  auto run = [&] {
+    return chosen
+               ? crc32c::ExtendWith(*chosen, crc, buffer.data(), buffer.size())
+               : crc32c::Extend(crc, buffer.data(), buffer.size());
+  };
+  if (buffer.size() < kReleaseGilBytes) return run();
   nb::gil_scoped_release release;
-  return chosen ? crc32c::ExtendWith(*chosen, crc, buffer.data(), buffer.size())
-                : crc32c::Extend(crc, buffer.data(), buffer.size());
+  return run();
 }
 
 std::vector<std::string> Crc32cImpls() {
