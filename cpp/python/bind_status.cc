@@ -1,6 +1,8 @@
 // Status -> Python exception. The exception classes live in
 // trackpoint/errors.py (so they can also derive from Python's builtins);
 // this file only picks the class for a code.
+#include <nanobind/stl/string.h>
+
 #include "bindings.h"
 
 namespace nb = nanobind;

@@ -73,7 +73,7 @@ def _prepare(value, dtype) -> tuple[DType, np.ndarray]:
         out = np.empty(len(flat), dtype=object)
         out[:] = flat
         return target, out.reshape(array.shape)
-    return target, np.ascontiguousarray(array, dtype=target.as_numpy_dtype)
+    return target, np.asarray(array, dtype=target.as_numpy_dtype, order="C")
 
 
 class BundleWriter:

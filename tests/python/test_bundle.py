@@ -25,9 +25,9 @@ def _manifest_value(t):
         flat = [base64.b64decode(v) for v in t["values"]]
         out = np.empty(len(flat), dtype=object)
         out[:] = flat
-        return out.reshape(t["shape"])
+        return out.reshape(tuple(t["shape"]))
     np_dtype = dtypes.as_dtype(t["dtype"]).as_numpy_dtype
-    return np.frombuffer(bytes.fromhex(t["hex"]), dtype=np_dtype).reshape(t["shape"])
+    return np.frombuffer(bytes.fromhex(t["hex"]), dtype=np_dtype).reshape(tuple(t["shape"]))
 
 
 def test_same_tensors_in_same_order_give_tensorflows_bytes(tmp_path):
