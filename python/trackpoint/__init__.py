@@ -11,7 +11,9 @@ Example::
 from . import dtypes, errors
 from .checkpoint import Checkpoint, CheckpointOptions
 from .errors import CheckpointError, DataLossError, NotFoundError
-from .management import CheckpointState, get_checkpoint_state, latest_checkpoint
+from .manager import CheckpointManager
+from .management import CheckpointState, checkpoints_iterator, get_checkpoint_state
+from .management import latest_checkpoint
 from .management import update_checkpoint_state
 from .reader import CheckpointReader, list_variables, load_checkpoint, load_variable
 from .status import CheckpointLoadStatus, InitializationOnlyStatus, NameBasedSaverStatus
@@ -23,6 +25,7 @@ __all__ = [
     "AutoTrackable",
     "Checkpoint",
     "CheckpointLoadStatus",
+    "CheckpointManager",
     "CheckpointOptions",
     "InitializationOnlyStatus",
     "JsonState",
@@ -36,6 +39,7 @@ __all__ = [
     "CheckpointState",
     "DataLossError",
     "NotFoundError",
+    "checkpoints_iterator",
     "dtypes",
     "errors",
     "get_checkpoint_state",

@@ -16,10 +16,12 @@ import dataclasses
 import logging
 import os
 import re
+import time
 import uuid
 
 __all__ = [
-    "CheckpointState", "get_checkpoint_state", "latest_checkpoint", "update_checkpoint_state",
+    "CheckpointState", "checkpoints_iterator", "get_checkpoint_state", "latest_checkpoint",
+    "update_checkpoint_state",
 ]
 
 _log = logging.getLogger("trackpoint")
@@ -272,3 +274,49 @@ def update_checkpoint_state(
     state = CheckpointState(model, paths, timestamps, last_preserved_timestamp or 0.0)
     os.makedirs(save_dir or ".", exist_ok=True)
     write_atomically(state_path, _format_state(state).encode("utf-8"))
+
+
+# Seconds between polls of the state file (tests shorten it).
+_POLL_SECONDS = 1.0
+
+
+def _wait_for_new_checkpoint(checkpoint_dir, last_checkpoint, timeout):
+    stop_at = None if timeout is None else time.time() + timeout
+    while True:
+        path = latest_checkpoint(checkpoint_dir)
+        if path is not None and path != last_checkpoint:
+            return path
+        if stop_at is not None and time.time() + _POLL_SECONDS > stop_at:
+            return None
+        time.sleep(_POLL_SECONDS)
+
+
+def checkpoints_iterator(checkpoint_dir, min_interval_secs=0, timeout=None, timeout_fn=None):
+    """Yields each new checkpoint of ``checkpoint_dir`` as it appears.
+
+    Polls ``latest_checkpoint(checkpoint_dir)`` and yields a path whenever it
+    changes, at most once per ``min_interval_secs``; checkpoints written in
+    between are skipped. Only complete checkpoints are ever yielded (the state
+    file names a checkpoint after its files are durable). When no new
+    checkpoint arrives within ``timeout`` seconds, the iterator ends, unless
+    ``timeout_fn`` is given and returns False, in which case it keeps waiting.
+
+    Example::
+
+        for path in trackpoint.checkpoints_iterator("/tmp/run", timeout=600):
+            evaluate(path)
+    """
+    checkpoint_dir = os.fspath(checkpoint_dir)
+    last = None
+    while True:
+        path = _wait_for_new_checkpoint(checkpoint_dir, last, timeout)
+        if path is None:
+            if timeout_fn is None or timeout_fn():
+                return
+            continue
+        start = time.time()
+        last = path
+        yield path
+        remaining = start + min_interval_secs - time.time()
+        if remaining > 0:
+            time.sleep(remaining)

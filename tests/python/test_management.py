@@ -1,10 +1,15 @@
 """The checkpoint state file: get_checkpoint_state and latest_checkpoint."""
 
 import logging
+import os
+import threading
+import time
 
+import numpy as np
 import pytest
 
 import trackpoint
+from trackpoint import management
 from trackpoint.management import CheckpointState
 
 from conftest import FIXTURES, load_expected
@@ -73,3 +78,61 @@ def test_state_without_a_path_is_value_error(tmp_path):
 def test_state_is_a_plain_dataclass():
     s = CheckpointState(model_checkpoint_path="a")
     assert s.all_model_checkpoint_paths == [] and s.last_preserved_timestamp == 0.0
+
+
+# ---- checkpoints_iterator ---------------------------------------------------------------
+
+
+
+def _writer(directory, count, pause):
+    ckpt = trackpoint.Checkpoint(w=trackpoint.Variable(np.zeros(1 << 16, np.float32)))
+    manager = trackpoint.CheckpointManager(ckpt, directory, max_to_keep=None)
+    for k in range(1, count + 1):
+        ckpt.w.assign(np.full(1 << 16, k, np.float32))
+        manager.save()
+        time.sleep(pause)
+
+
+def test_iterator_yields_each_new_checkpoint_once_and_complete(tmp_path, monkeypatch):
+    monkeypatch.setattr(management, "_POLL_SECONDS", 0.01)
+    thread = threading.Thread(target=_writer, args=(tmp_path, 6, 0.15))
+    thread.start()
+    seen = []
+    for path in trackpoint.checkpoints_iterator(tmp_path, timeout=2.0):
+        # Complete the moment it is yielded: every tensor reads and verifies.
+        reader = trackpoint.load_checkpoint(path)
+        k = int(path.rsplit("-", 1)[1])
+        assert (reader.get_tensor("w/.ATTRIBUTES/VARIABLE_VALUE") == k).all()
+        seen.append(k)
+    thread.join()
+    assert seen == sorted(set(seen))  # each once, in order
+    assert seen[-1] == 6 and len(seen) >= 3
+
+
+def test_iterator_timeout_and_timeout_fn(tmp_path, monkeypatch):
+    monkeypatch.setattr(management, "_POLL_SECONDS", 0.01)
+    start = time.time()
+    assert list(trackpoint.checkpoints_iterator(tmp_path, timeout=0.2)) == []
+    assert time.time() - start >= 0.15
+    calls = []
+
+    def timeout_fn():
+        calls.append(1)
+        if len(calls) == 1:  # keep waiting once, and let a checkpoint arrive meanwhile
+            _writer(tmp_path, 1, 0)
+        return len(calls) >= 3
+
+    assert [os.path.basename(p) for p in
+            trackpoint.checkpoints_iterator(tmp_path, timeout=0.1, timeout_fn=timeout_fn)] == ["ckpt-1"]
+    assert len(calls) == 3
+
+
+def test_iterator_min_interval(tmp_path, monkeypatch):
+    monkeypatch.setattr(management, "_POLL_SECONDS", 0.01)
+    _writer(tmp_path, 1, 0)
+    it = trackpoint.checkpoints_iterator(tmp_path, min_interval_secs=0.3, timeout=0.05)
+    first = next(it)
+    start = time.time()
+    assert list(it) == []  # nothing new; but the interval is honoured first
+    assert time.time() - start >= 0.25
+    assert first.endswith("ckpt-1")

@@ -5,7 +5,8 @@
 // P.index.tempstate<random>) and renamed into place by Finish(): data shards
 // first, the index last, so a reader that finds P.index finds a complete
 // bundle. With sync (the default) every file is fsynced before its rename and
-// the directory after, so a finished bundle survives a power cut.
+// the directory after, so a finished bundle survives a power cut. Writing
+// over an existing bundle deletes its index before any data file is replaced.
 #ifndef TRACKPOINT_BUNDLE_WRITER_H_
 #define TRACKPOINT_BUNDLE_WRITER_H_
 

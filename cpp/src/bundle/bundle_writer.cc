@@ -257,6 +257,13 @@ Status BundleWriter::Finish() {
     Status closed = shard.file->Close();
     if (status_.ok()) status_ = closed;
   }
+  // Overwriting an existing bundle: its index goes first, so no reader ever
+  // pairs the old index with new data files.
+  const std::string index_name = IndexFilename(prefix_);
+  if (status_.ok() && FileExists(index_name)) {
+    status_ = DeleteFile(index_name);
+    if (status_.ok() && options_.sync) status_ = SyncDir(Dirname(prefix_));
+  }
   for (Shard& shard : shards_) {
     if (!status_.ok()) break;
     status_ = RenameFile(shard.temp_name, shard.final_name);

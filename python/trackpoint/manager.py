@@ -1,0 +1,321 @@
+"""CheckpointManager: keeps a directory of numbered checkpoints, as
+``tf.train.CheckpointManager`` does, and a few things TensorFlow's does not
+(keep the best N by a metric, keep every Nth step).
+
+Example::
+
+    ckpt = trackpoint.Checkpoint(model=model, optimizer=opt)
+    manager = trackpoint.CheckpointManager(ckpt, "/tmp/run", max_to_keep=3)
+    manager.restore_or_initialize()          # resumes from the latest checkpoint, if any
+    for step in range(1000):
+        train_step()
+        if step % 100 == 0:
+            manager.save()                   # /tmp/run/ckpt-1, ckpt-2, ...; old ones deleted
+
+Crash safety: a checkpoint's files appear only complete and durable (see
+:class:`~trackpoint.bundle.BundleWriter`), and the ``checkpoint`` state
+file is replaced atomically only afterwards, so a reader never finds a
+partial checkpoint. A new manager removes what an interrupted save left
+behind in its directory.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import re
+import time
+
+from .management import get_checkpoint_state, update_checkpoint_state, write_atomically
+
+__all__ = ["CheckpointManager"]
+
+_log = logging.getLogger("trackpoint")
+
+# The clock the manager stamps checkpoints with (tests replace it).
+_now = time.time
+
+METRICS_SUFFIX = ".metrics.json"
+
+
+def _number_of(path: str, prefix: str) -> int | None:
+    m = re.fullmatch(re.escape(prefix) + r"-(\d+)", path)
+    return int(m.group(1)) if m else None
+
+
+class CheckpointManager:
+    """Saves numbered checkpoints of one Checkpoint in one directory and
+    deletes old ones.
+
+    Args, as in TensorFlow:
+        checkpoint: the :class:`~trackpoint.Checkpoint` to save and restore.
+        directory: where checkpoints and the ``checkpoint`` state file live.
+        max_to_keep: keep this many most recent checkpoints (None: keep all).
+        keep_checkpoint_every_n_hours: additionally keep one checkpoint per
+            this many hours; kept checkpoints leave the managed list.
+        checkpoint_name: checkpoint file prefix (``<directory>/<name>-<N>``).
+        step_counter, checkpoint_interval: with both, ``save()`` does nothing
+            unless ``checkpoint_interval`` steps passed since the last save.
+        init_fn: called by ``restore_or_initialize()`` when there is nothing
+            to restore.
+        last_checkpoint_step: the step of the last save, when known.
+
+    Beyond TensorFlow (all off by default, then behaviour is TensorFlow's):
+        best_fn: ``metrics dict -> number``; with ``keep_best``, the
+            ``keep_best`` checkpoints with the best value (``best_mode``
+            "max" or "min") are never deleted while they stay among the best.
+            The metrics passed to ``save(metrics=...)`` are written next to the
+            checkpoint (``<prefix>-<N>.metrics.json``) before the state file
+            names it, so a new manager recovers them.
+        keep_every_n_steps: never delete checkpoints whose number is a
+            multiple of this.
+
+    A manager deletes only the files of checkpoints it manages, and only
+    inside ``directory``.
+    """
+
+    def __init__(
+        self,
+        checkpoint,
+        directory,
+        max_to_keep,
+        keep_checkpoint_every_n_hours=None,
+        checkpoint_name="ckpt",
+        step_counter=None,
+        checkpoint_interval=None,
+        init_fn=None,
+        last_checkpoint_step=None,
+        *,
+        best_fn=None,
+        best_mode="max",
+        keep_best=None,
+        keep_every_n_steps=None,
+    ):
+        if max_to_keep is not None and (not isinstance(max_to_keep, int) or max_to_keep <= 0):
+            raise ValueError(f"Expected a positive integer or None for `max_to_keep`, got {max_to_keep}.")
+        if checkpoint_interval is not None and step_counter is None:
+            raise ValueError("`step_counter` should be passed if `checkpoint_interval` is not None.")
+        if best_mode not in ("max", "min"):
+            raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}")
+        if keep_best is not None and best_fn is None:
+            raise ValueError("keep_best needs best_fn")
+        self._checkpoint = checkpoint
+        self._directory = os.fspath(directory)
+        self._max_to_keep = max_to_keep
+        self._keep_checkpoint_every_n_hours = keep_checkpoint_every_n_hours
+        self._checkpoint_name = checkpoint_name
+        self._prefix = os.path.join(self._directory, checkpoint_name)
+        self._step_counter = step_counter
+        self._checkpoint_interval = checkpoint_interval
+        self._init_fn = init_fn
+        self._last_checkpoint_step = last_checkpoint_step
+        self._best_fn = best_fn
+        self._best_mode = best_mode
+        self._keep_best = keep_best
+        self._keep_every_n_steps = keep_every_n_steps
+        self._metrics: dict = {}  # path -> metrics dict
+        self._remove_interrupted_saves()
+        self._recover_state()
+
+    # ---- recovery ----------------------------------------------------------------------
+    def _recover_state(self) -> None:
+        state = get_checkpoint_state(self._directory)
+        now = _now()
+        self._maybe_delete: dict = {}  # path -> timestamp, oldest first
+        if state is None:
+            self._latest_checkpoint = None
+            self._last_preserved_timestamp = now - 1
+            return
+        self._latest_checkpoint = state.model_checkpoint_path
+        self._last_preserved_timestamp = state.last_preserved_timestamp
+        if now < self._last_preserved_timestamp:
+            _log.warning("%s: last_preserved_timestamp is in the future; using now", self._directory)
+            self._last_preserved_timestamp = now
+        paths = state.all_model_checkpoint_paths
+        timestamps = state.all_model_checkpoint_timestamps or (
+            [self._last_preserved_timestamp] * len(paths))
+        for path, stamp in zip(paths, timestamps):
+            if min(stamp, now) > self._last_preserved_timestamp:
+                self._maybe_delete[path] = stamp
+                self._metrics[path] = self._read_metrics(path)
+
+    def _read_metrics(self, path: str):
+        try:
+            with open(path + METRICS_SUFFIX, encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            _log.warning("ignoring unreadable metrics of %s: %s", path, e)
+            return None
+
+    def _remove_interrupted_saves(self) -> None:
+        """Deletes what a killed save of this manager's checkpoints left behind:
+        temporary files, and data files whose index never appeared."""
+        pattern = re.compile(
+            re.escape(self._checkpoint_name)
+            + r"-\d+(\.index|\.data-\d{5,}-of-\d{5,}|" + re.escape(METRICS_SUFFIX) + r")"
+            + r"(\.tempstate\d+|\.tmp[0-9a-f]{32})?")
+        state_temp = re.compile(r"checkpoint\.tmp[0-9a-f]{32}")
+        try:
+            names = os.listdir(self._directory)
+        except FileNotFoundError:
+            return
+        present = set(names)
+        for name in names:
+            m = pattern.fullmatch(name)
+            temporary = bool(m and m.group(2)) or bool(state_temp.fullmatch(name))
+            orphan = bool(m and not m.group(2) and m.group(1).startswith(".data-") and
+                          name[: name.index(".data-")] + ".index" not in present)
+            if temporary or orphan:
+                try:
+                    os.unlink(os.path.join(self._directory, name))
+                    _log.info("removed %s left by an interrupted save", name)
+                except FileNotFoundError:
+                    pass
+
+    # ---- properties ------------------------------------------------------------------
+    @property
+    def directory(self) -> str:
+        return self._directory
+
+    @property
+    def checkpoint(self):
+        return self._checkpoint
+
+    @property
+    def checkpoint_interval(self):
+        return self._checkpoint_interval
+
+    @property
+    def latest_checkpoint(self) -> str | None:
+        """The prefix of the newest checkpoint this manager knows of (no file check)."""
+        return self._latest_checkpoint
+
+    @property
+    def checkpoints(self) -> list:
+        """The managed checkpoints, oldest first."""
+        return list(self._maybe_delete)
+
+    # ---- saving ----------------------------------------------------------------------
+    def save(self, checkpoint_number=None, check_interval=True, options=None, metrics=None):
+        """Saves a checkpoint numbered ``checkpoint_number`` (default: the
+        checkpoint's incremented ``save_counter``), records it in the state file
+        and deletes the checkpoints no longer kept. Returns its path, or None
+        when ``checkpoint_interval`` says it is not time yet."""
+        if self._checkpoint_interval is not None:
+            current = int(self._step_counter)
+            if self._last_checkpoint_step is not None:
+                if current == self._last_checkpoint_step:
+                    return None
+                if check_interval and current < self._last_checkpoint_step + self._checkpoint_interval:
+                    return None
+            self._last_checkpoint_step = current
+        counter = self._checkpoint.save_counter
+        counter.assign(int(counter) + 1)
+        number = int(counter) if checkpoint_number is None else int(checkpoint_number)
+        path = f"{self._prefix}-{number}"
+        self._checkpoint.write(path, options=options)
+        if metrics is not None:
+            write_atomically(path + METRICS_SUFFIX,
+                             json.dumps(metrics, sort_keys=True).encode("utf-8"))
+        self._record(path, metrics)
+        return path
+
+    def _record(self, path: str, metrics) -> None:
+        self._maybe_delete.pop(path, None)
+        self._maybe_delete[path] = _now()
+        self._metrics[path] = metrics
+        self._latest_checkpoint = path
+        doomed = self._sweep()
+        # The state file stops naming a checkpoint before its files go.
+        update_checkpoint_state(
+            self._directory, self._latest_checkpoint,
+            all_model_checkpoint_paths=list(self._maybe_delete),
+            all_model_checkpoint_timestamps=list(self._maybe_delete.values()),
+            last_preserved_timestamp=self._last_preserved_timestamp,
+        )
+        for old in doomed:
+            self._delete_files(old)
+
+    def _protected(self) -> set:
+        """Paths kept whatever max_to_keep says: the best ones and every Nth."""
+        keep = set()
+        if self._keep_every_n_steps:
+            for path in self._maybe_delete:
+                n = _number_of(path, self._prefix)
+                if n is not None and n % self._keep_every_n_steps == 0:
+                    keep.add(path)
+        if self._keep_best:
+            scored = []
+            for path in self._maybe_delete:
+                metrics = self._metrics.get(path)
+                if metrics is not None:
+                    scored.append((self._best_fn(metrics), path))
+            scored.sort(key=lambda s: s[0], reverse=self._best_mode == "max")
+            keep.update(path for _, path in scored[: self._keep_best])
+        return keep
+
+    def _sweep(self) -> list:
+        """Drops checkpoints beyond max_to_keep from the managed list; returns
+        those whose files must go."""
+        if not self._max_to_keep:
+            return []
+        protected = self._protected()
+        doomed = []
+        candidates = [p for p in self._maybe_delete if p not in protected]
+        excess = len(self._maybe_delete) - len(protected) - self._max_to_keep
+        for path in candidates[:max(excess, 0)]:
+            stamp = self._maybe_delete.pop(path)
+            self._metrics.pop(path, None)
+            hours = self._keep_checkpoint_every_n_hours
+            if hours and stamp - hours * 3600.0 >= self._last_preserved_timestamp:
+                self._last_preserved_timestamp = stamp
+                continue
+            doomed.append(path)
+        return doomed
+
+    def _delete_files(self, path: str) -> None:
+        directory = os.path.realpath(self._directory)
+        if os.path.dirname(os.path.realpath(path)) != directory:
+            _log.warning("not deleting %s: it is outside %s", path, self._directory)
+            return
+        files = [path + ".index", path + METRICS_SUFFIX]
+        files += glob.glob(glob.escape(path) + ".data-?????-of-?????")
+        for name in files:
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
+
+    # ---- restoring -------------------------------------------------------------------
+    def restore_or_initialize(self):
+        """Restores the latest checkpoint and returns its path; with none,
+        calls ``init_fn`` (if given) and returns None."""
+        if self._latest_checkpoint is not None:
+            self._checkpoint.restore(self._latest_checkpoint)
+            if self._checkpoint_interval is not None:
+                self._last_checkpoint_step = int(self._step_counter)
+            return self._latest_checkpoint
+        if self._init_fn is not None:
+            self._init_fn()
+        return None
+
+    def sync(self) -> None:
+        """Waits until pending asynchronous saves are written."""
+        self._checkpoint.sync()
+
+    wait_until_finished = sync
+
+    def best_checkpoint(self) -> str | None:
+        """The managed checkpoint with the best metric (needs best_fn), or None."""
+        if self._best_fn is None:
+            return None
+        scored = [(self._best_fn(m), p) for p, m in self._metrics.items()
+                  if m is not None and p in self._maybe_delete]
+        if not scored:
+            return None
+        pick = max if self._best_mode == "max" else min
+        return pick(scored, key=lambda s: s[0])[1]
