@@ -33,7 +33,6 @@ TensorSlice ToSlice(const std::vector<std::tuple<int64_t, int64_t>>& extents) {
 }
 
 nb::tuple EntryTuple(const BundleEntry& e) {
-  std::vector<std::tuple<int64_t, int64_t>> slices_out;
   nb::list slices;
   for (const TensorSlice& s : e.slices) {
     nb::list extents;
@@ -71,10 +70,38 @@ void BindBundle(nb::module_& m) {
            [](const BundleReader& r, const std::string& key) {
              return EntryTuple(*ValueOrThrow(r.Lookup(key)));
            })
+      // DataLoss unless the bytes key's entry claims lie in its data files;
+      // called before a buffer is sized by the entry's shape.
+      .def("check_stored",
+           [](const BundleReader& r, const std::string& key) {
+             nb::gil_scoped_release release;
+             ThrowIfError(r.CheckStored(key));
+           })
       .def("read_into",
            [](const BundleReader& r, const std::string& key, OutBytes out) {
              nb::gil_scoped_release release;
              ThrowIfError(r.ReadTensor(key, out.data(), out.size()));
+           })
+      // Many tensors, each into its own flat uint8 array, in parallel.
+      .def("read_many",
+           [](const BundleReader& r, const nb::list& requests, int threads) {
+             std::vector<BundleReader::TensorRead> reads;
+             reads.reserve(requests.size());
+             for (nb::handle h : requests) {
+               auto [key, out] = nb::cast<std::tuple<std::string, OutBytes>>(h);
+               reads.push_back({std::move(key), out.data(), out.size()});
+             }
+             nb::gil_scoped_release release;
+             ThrowIfError(r.ReadTensors(reads, threads));
+           },
+           nb::arg("requests"), nb::arg("threads") = 0)
+      .def("entries",
+           [](const BundleReader& r, const std::vector<std::string>& keys) {
+             nb::list out;
+             for (const std::string& key : keys) {
+               out.append(EntryTuple(*ValueOrThrow(r.Lookup(key))));
+             }
+             return out;
            })
       .def("read_strings", [](const BundleReader& r, const std::string& key) {
         std::vector<std::string> strings;
@@ -140,6 +167,48 @@ void BindBundle(nb::module_& m) {
            },
            nb::arg("key"), nb::arg("full_shape"), nb::arg("extents"),
            nb::arg("dtype"), nb::arg("data"), nb::arg("shard") = 0)
+      // Many tensors in one call, the GIL released once for all the writes:
+      // (key, dtype, shape, flat uint8 array or list of bytes, shard) each.
+      .def("add_batch",
+           [](BundleWriter& w, const nb::list& tensors) {
+             struct Item {
+               std::string key;
+               int dtype;
+               std::vector<int64_t> dims;
+               InBytes data;
+               std::vector<std::string_view> strings;
+               int shard;
+             };
+             std::vector<Item> items;
+             items.reserve(tensors.size());
+             nb::list keep_alive;  // the bytes objects behind string views
+             for (nb::handle h : tensors) {
+               nb::tuple t = nb::cast<nb::tuple>(h);
+               Item item{nb::cast<std::string>(t[0]), nb::cast<int>(t[1]),
+                         nb::cast<std::vector<int64_t>>(t[2]), {}, {},
+                         nb::cast<int>(t[4])};
+               if (nb::isinstance<nb::list>(t[3])) {
+                 for (nb::handle e : nb::cast<nb::list>(t[3])) {
+                   nb::bytes b = nb::cast<nb::bytes>(e);
+                   item.strings.emplace_back(b.c_str(), b.size());
+                   keep_alive.append(b);
+                 }
+               } else {
+                 item.data = nb::cast<InBytes>(t[3]);
+               }
+               items.push_back(std::move(item));
+             }
+             nb::gil_scoped_release release;
+             for (const Item& item : items) {
+               TensorShape shape = ToShape(item.dims);
+               ThrowIfError(item.dtype == static_cast<int>(DataType::kString)
+                                ? w.AddString(item.key, shape, item.strings,
+                                              item.shard)
+                                : w.Add(item.key, static_cast<DataType>(item.dtype),
+                                        shape, item.data.data(),
+                                        item.data.size(), item.shard));
+             }
+           })
       .def("finish", [](BundleWriter& w) {
         nb::gil_scoped_release release;
         ThrowIfError(w.Finish());

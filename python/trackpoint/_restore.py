@@ -16,6 +16,8 @@ import itertools
 import logging
 from collections import deque
 
+import numpy as np
+
 from . import _core
 from .bundle import BundleReader
 from .dtypes import DType
@@ -31,6 +33,8 @@ _restore_uids = itertools.count(1)
 
 def _unescape(name: str) -> str:
     """Inverse of the checkpoint escaping of one local name ('.' -> '..', '/' -> '.S')."""
+    if "." not in name:
+        return name
     out, i = [], 0
     while i < len(name):
         if name[i] == "." and i + 1 < len(name):
@@ -53,6 +57,51 @@ def _update_uid(obj) -> int:
 def _set_update_uid(obj, uid: int) -> None:
     if uid > _update_uid(obj):
         object.__setattr__(obj, "_self_update_uid", uid)
+
+
+def restore_values(reader: BundleReader, pending: list) -> None:
+    """Reads the checkpoint values of many objects at once and hands them over.
+
+    pending: (object, {tensor name: checkpoint key}). dtypes and shapes are
+    checked against each object's ``_tensor_specs`` before anything is read;
+    fixed-size tensors are then read in parallel, straight into the buffers
+    from ``_restore_buffers`` where an object offers them (else into new
+    arrays), and each object's ``_restore_from_tensors`` is called.
+    """
+    if not pending:
+        return
+    entries = reader.entries([key for _, keys in pending for key in keys.values()])
+    position = 0
+    requests, handovers = [], []
+    for obj, keys in pending:
+        specs = obj._tensor_specs()
+        buffers = obj._restore_buffers()
+        tensors = {}
+        for name, key in keys.items():
+            entry = entries[position]
+            position += 1
+            if name in specs:
+                dtype, shape = specs[name]
+                if entry.dtype != dtype or entry.shape != tuple(shape):
+                    raise InvalidArgumentError(
+                        f"cannot restore {key!r} from {reader.prefix}: checkpoint has "
+                        f"{_spec_string(entry.dtype, entry.shape)}, object has "
+                        f"{_spec_string(dtype, shape)}"
+                    )
+            if entry.dtype.name == "string":
+                tensors[name] = reader.read(key)
+                continue
+            np_dtype = entry.dtype.as_numpy_dtype
+            dst = buffers.get(name)
+            if (dst is None or dst.dtype != np_dtype or dst.shape != entry.shape
+                    or not dst.flags.c_contiguous or not dst.flags.writeable):
+                dst = np.empty(entry.shape, dtype=np_dtype)
+            requests.append((key, dst))
+            tensors[name] = dst
+        handovers.append((obj, tensors))
+    reader.read_into_many(requests)
+    for obj, tensors in handovers:
+        obj._restore_from_tensors(tensors)
 
 
 def reachable_objects(root: Trackable, include_slots: bool = True) -> list:
@@ -125,6 +174,7 @@ class ObjectGraphRestore:
     def bind_and_restore(self, node_id: int, obj: Trackable) -> None:
         """Binds node_id to obj, restores it, and continues breadth-first below it."""
         queue = deque([(node_id, obj)])
+        pending = []  # (object, {tensor name: checkpoint key})
         while queue:
             n, o = queue.popleft()
             bound = self.object_by_node.get(n)
@@ -135,16 +185,21 @@ class ObjectGraphRestore:
                 continue
             self.object_by_node[n] = o
             if _update_uid(o) <= self.uid:
-                self._restore_attributes(n, o)
+                keys = self._match_attributes(n, o)
+                if keys:
+                    pending.append((o, keys))
             _set_update_uid(o, self.uid)
             self._queue_children(n, o, queue)
             if not self.skip_slot_variables:
                 self._queue_slots(n, o, queue)
+        restore_values(self.reader, pending)
 
-    def _restore_attributes(self, n: int, obj: Trackable) -> None:
+    def _match_attributes(self, n: int, obj: Trackable):
+        """{tensor name: key} to restore into obj from node n (None if nothing
+        matches), recording attributes the object does not take."""
         attributes = self.nodes[n]["attributes"]
         if not attributes:
-            return
+            return None
         keys = {_unescape(name): key for name, _, key in attributes}
         wanted = obj._tensor_names()
         unused = [name for name in keys if name not in wanted]
@@ -152,22 +207,8 @@ class ObjectGraphRestore:
             self.unused_attributes[n] = unused
         if not wanted or any(name not in keys for name in wanted):
             self.unused_attributes[n] = list(keys)
-            return
-        specs = obj._tensor_specs()
-        tensors = {}
-        for name in wanted:
-            key = keys[name]
-            if name in specs:
-                dtype, shape = specs[name]
-                entry = self.reader.entry(key)
-                if entry.dtype != dtype or tuple(entry.shape) != tuple(shape):
-                    raise InvalidArgumentError(
-                        f"cannot restore {key!r} from {self.reader.prefix}: checkpoint has "
-                        f"{_spec_string(entry.dtype, entry.shape)}, object has "
-                        f"{_spec_string(dtype, shape)}"
-                    )
-            tensors[name] = self.reader.read(key)
-        obj._restore_from_tensors(tensors)
+            return None
+        return {name: keys[name] for name in wanted}
 
     def _queue_children(self, n: int, obj: Trackable, queue: deque) -> None:
         edges = self.nodes[n]["children"]
@@ -257,20 +298,7 @@ class NameBasedRestore:
         if not full_name or any(k not in self.reader for k in keys.values()):
             self.unrestored[id(obj)] = (obj, [k for k in keys.values() if k not in self.reader])
             return
-        specs = obj._tensor_specs()
-        tensors = {}
-        for name, key in keys.items():
-            if name in specs:
-                dtype, shape = specs[name]
-                entry = self.reader.entry(key)
-                if entry.dtype != dtype or tuple(entry.shape) != tuple(shape):
-                    raise InvalidArgumentError(
-                        f"cannot restore {key!r} from {self.reader.prefix}: checkpoint has "
-                        f"{_spec_string(entry.dtype, entry.shape)}, object has "
-                        f"{_spec_string(dtype, shape)}"
-                    )
-            tensors[name] = self.reader.read(key)
-        obj._restore_from_tensors(tensors)
+        restore_values(self.reader, [(obj, keys)])
         _set_update_uid(obj, self.uid)
         self.unrestored.pop(id(obj), None)
         self.restored[id(obj)] = obj

@@ -49,16 +49,32 @@ def _describe_graph(root: Trackable):
     return objects, specs, values
 
 
-def write_object_graph(root: Trackable, prefix: str) -> str:
-    """Writes every value reachable from root, and the object graph, to prefix."""
+def snapshot(root: Trackable, pool=None) -> list:
+    """Everything a write of root needs: ``(key, value, dtype)`` for every
+    tensor in data-file order, the object graph last. With a staging pool the
+    values are copies (for a background write); without, the live arrays."""
     objects, specs, values = _describe_graph(root)
     plan = _core.build_saver_graph(specs, 0)
     keys = plan["keys"]
+    items = []
+    for obj_index, tensor_index in plan["tensor_order"]:
+        name = specs[obj_index]["tensor_names"][tensor_index]
+        spec = objects[obj_index]._tensor_specs().get(name)
+        key = keys[obj_index][tensor_index]
+        value = values[obj_index][name]
+        items.append((key, pool.copy(key, value) if pool is not None else value,
+                      spec[0] if spec else None))
+    items.append((OBJECT_GRAPH_KEY, np.array(plan["serialized_graph"], dtype=object), None))
+    return items
+
+
+def write_items(items: list, prefix: str) -> str:
+    """Writes a snapshot as one bundle at prefix."""
     with BundleWriter(prefix) as writer:
-        for obj_index, tensor_index in plan["tensor_order"]:
-            name = specs[obj_index]["tensor_names"][tensor_index]
-            spec = objects[obj_index]._tensor_specs().get(name)
-            writer.add(keys[obj_index][tensor_index], values[obj_index][name],
-                       dtype=spec[0] if spec else None)
-        writer.add(OBJECT_GRAPH_KEY, np.array(plan["serialized_graph"], dtype=object))
+        writer.add_many(items)
     return prefix
+
+
+def write_object_graph(root: Trackable, prefix: str) -> str:
+    """Writes every value reachable from root, and the object graph, to prefix."""
+    return write_items(snapshot(root), prefix)

@@ -61,6 +61,11 @@ def _as_string_element(x) -> bytes:
 
 def _prepare(value, dtype) -> tuple[DType, np.ndarray]:
     """The (dtype, array) to store for a value; strings as an object array of bytes."""
+    if (type(value) is np.ndarray and value.dtype.kind not in "OSU"
+            and value.flags.c_contiguous):  # the common case, no copy
+        target = as_dtype(value.dtype if dtype is None else dtype)
+        if target.as_numpy_dtype == value.dtype:
+            return target, value
     target = as_dtype(dtype) if dtype is not None else None
     if isinstance(value, (bytes, str)):
         array = np.array(value, dtype=object)
@@ -107,6 +112,16 @@ class BundleWriter:
             self._writer.add_strings(key, list(array.shape), list(array.reshape(-1)), shard)
         else:
             self._writer.add(key, target.enum, list(array.shape), _as_bytes_view(array), shard)
+
+    def add_many(self, items) -> None:
+        """Adds many tensors in one call: ``(key, value, dtype)`` tuples
+        (``dtype`` may be None), all written with the GIL released once."""
+        batch = []
+        for key, value, dtype in items:
+            target, array = _prepare(value, dtype)
+            data = list(array.reshape(-1)) if target.name == "string" else _as_bytes_view(array)
+            batch.append((key, target.enum, list(array.shape), data, 0))
+        self._writer.add_batch(batch)
 
     def add_slice(
         self,
@@ -175,20 +190,35 @@ class BundleReader:
     def entry(self, key: str) -> BundleEntry:
         dtype, shape, shard_id, offset, size, crc, slices = self._reader.entry(key)
         return BundleEntry(
-            DType(dtype), tuple(shape), shard_id, offset, size, crc,
+            as_dtype(dtype), tuple(shape), shard_id, offset, size, crc,
             tuple(tuple(s) for s in slices),
         )
+
+    def entries(self, keys) -> list:
+        """The BundleEntry of each key (NotFoundError for a missing one)."""
+        return [
+            BundleEntry(as_dtype(dtype), tuple(shape), shard_id, offset, size, crc,
+                        tuple(tuple(s) for s in slices))
+            for dtype, shape, shard_id, offset, size, crc, slices in self._reader.entries(list(keys))
+        ]
+
+    def read_into_many(self, requests) -> None:
+        """Reads ``(key, array)`` pairs, each straight into its C-contiguous
+        array of the tensor's dtype and shape, in parallel with the GIL released.
+        On an error the arrays' contents are unspecified."""
+        self._reader.read_many([(key, _as_bytes_view(array)) for key, array in requests])
 
     def read(self, key: str) -> np.ndarray:
         """The tensor under ``key`` as a new numpy array (object array of
         bytes for strings)."""
         dtype, shape, *_ = self._reader.entry(key)
-        dtype = DType(dtype)
+        dtype = as_dtype(dtype)
         if dtype.name == "string":
             strings = self._reader.read_strings(key)
             out = np.empty(len(strings), dtype=object)
             out[:] = strings
             return out.reshape(shape)
+        self._reader.check_stored(key)  # before sizing a buffer by the index
         out = np.empty(shape, dtype=dtype.as_numpy_dtype)
         self._reader.read_into(key, _as_bytes_view(out))
         return out

@@ -16,13 +16,14 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from ._async import AsyncWriter
 from ._restore import OBJECT_GRAPH_KEY, NameBasedRestore, ObjectGraphRestore
-from ._saver import write_object_graph
+from ._saver import snapshot, write_items
 from .bundle import BundleReader
 from .errors import NotFoundError
 from .management import update_checkpoint_state
 from .status import CheckpointLoadStatus, InitializationOnlyStatus, NameBasedSaverStatus
-from .trackable.autotrackable import AutoTrackable, wrap_value
+from .trackable.autotrackable import AutoTrackable, as_trackable, wrap_value
 from .trackable.base import Trackable
 from .trackable.variable import Variable
 
@@ -37,9 +38,12 @@ class CheckpointOptions:
     restore (and in its assertions). ``experimental_write_callbacks`` are
     called after each save/write, with the path when they take an argument.
     ``experimental_io_device`` has no meaning outside TensorFlow and is
-    ignored. ``enable_async`` / ``experimental_enable_async_checkpoint`` and
-    ``experimental_sharding_callback`` are accepted; this version writes
-    synchronously into one data file.
+    ignored. ``enable_async`` (or its old name
+    ``experimental_enable_async_checkpoint``) makes save/write return once a
+    snapshot of every value is taken (a host copy into staging buffers reused
+    across saves: the state's size in extra memory) and write in the
+    background; see :meth:`Checkpoint.sync`. ``experimental_sharding_callback``
+    is accepted and ignored: bundles are written as one data file.
     """
 
     experimental_io_device: str | None = None
@@ -48,6 +52,10 @@ class CheckpointOptions:
     enable_async: bool = False
     experimental_skip_slot_variables: bool = False
     experimental_sharding_callback: object = None
+
+
+def _is_async(options: CheckpointOptions | None) -> bool:
+    return bool(options and (options.enable_async or options.experimental_enable_async_checkpoint))
 
 
 def _run_write_callbacks(options: CheckpointOptions | None, path: str) -> None:
@@ -115,13 +123,13 @@ class Checkpoint(AutoTrackable):
 
     def __init__(self, root=None, **kwargs):
         if root is not None:
-            root = wrap_value(root)
-            if not isinstance(root, Trackable):
-                raise ValueError(f"Checkpoint was expecting root to be a trackable object, got {root!r}")
+            root = as_trackable(wrap_value(root))
+            if root is None:
+                raise ValueError("Checkpoint was expecting root to be a trackable object")
         object.__setattr__(self, "_self_root", root)
         for name in sorted(kwargs):
             value = wrap_value(kwargs[name])
-            if not isinstance(value, Trackable):
+            if as_trackable(value) is None:
                 raise ValueError(
                     f"Checkpoint was expecting a trackable object (an object derived from "
                     f"Trackable, or a list/dict of them), got {kwargs[name]!r} for {name!r}"
@@ -143,31 +151,68 @@ class Checkpoint(AutoTrackable):
         return counter
 
     # ---- saving --------------------------------------------------------------------------
+    def _write(self, path: str, options: CheckpointOptions | None, on_done=None) -> None:
+        """Writes the checkpoint at path, then runs on_done() and the write
+        callbacks once its files are durable: before returning, or on the
+        background thread with enable_async."""
+        root = self._graph_root()
+        if _is_async(options):
+            writer = self._async_writer()
+            writer.wait()
+            items = snapshot(root, writer.pool)
+
+            def finish():
+                write_items(items, path)
+                if on_done is not None:
+                    on_done()
+                _run_write_callbacks(options, path)
+
+            writer.submit(finish)
+            return
+        self.sync()
+        write_items(snapshot(root), path)
+        if on_done is not None:
+            on_done()
+        _run_write_callbacks(options, path)
+
+    def _async_writer(self) -> AsyncWriter:
+        writer = self.__dict__.get("_self_async_writer")
+        if writer is None:
+            writer = AsyncWriter()
+            object.__setattr__(self, "_self_async_writer", writer)
+        return writer
+
     def write(self, file_prefix, options: CheckpointOptions | None = None) -> str:
         """Writes a checkpoint at exactly ``file_prefix``; no counter, no state file."""
         path = os.fspath(file_prefix)
-        write_object_graph(self._graph_root(), path)
-        _run_write_callbacks(options, path)
+        self._write(path, options)
         return path
 
     def save(self, file_prefix, options: CheckpointOptions | None = None) -> str:
         """Increments ``save_counter``, writes ``<file_prefix>-<counter>`` and
-        records it in the directory's ``checkpoint`` state file. Returns the path."""
+        records it in the directory's ``checkpoint`` state file. Returns the path.
+
+        With ``enable_async`` the path is returned at once; the files and the
+        state file appear when the background write completes (the state file
+        only names a checkpoint whose files are durable)."""
         counter = self.save_counter
         number = int(counter) + 1
         counter.assign(number)
         path = f"{os.fspath(file_prefix)}-{number}"
         try:
-            write_object_graph(self._graph_root(), path)
+            self._write(path, options, on_done=lambda: update_checkpoint_state(
+                os.path.dirname(path), path, [path]))
         except BaseException:
             counter.assign(number - 1)
             raise
-        update_checkpoint_state(os.path.dirname(path), path, [path])
-        _run_write_callbacks(options, path)
         return path
 
     def sync(self) -> None:
-        """Waits for pending asynchronous saves (none: this version writes synchronously)."""
+        """Waits until a pending asynchronous save is written, and raises its
+        error if it failed (once). Does nothing without one."""
+        writer = self.__dict__.get("_self_async_writer")
+        if writer is not None:
+            writer.wait()
 
     # ---- restoring -----------------------------------------------------------------------
     def read(self, save_path, options: CheckpointOptions | None = None):
@@ -178,6 +223,7 @@ class Checkpoint(AutoTrackable):
         without an object graph.
         """
         path = os.fspath(save_path)
+        self.sync()
         try:
             reader = BundleReader(path)
         except NotFoundError as e:

@@ -130,6 +130,7 @@ class DType:
 _BY_NAME = {name: DType(enum) for enum, (name, _) in _TYPES.items()}
 _BY_NAME["half"] = _BY_NAME["float16"]
 _BY_NAME["double"] = _BY_NAME["float64"]
+_BY_ENUM = {dt.enum: dt for dt in _BY_NAME.values()}
 # Module attributes dtypes.float32, dtypes.bool, ... (set last: "bool" then
 # shadows the builtin in this module, hence builtins.bool below).
 globals().update(_BY_NAME)
@@ -142,16 +143,27 @@ def as_dtype(value) -> DType:
     """
     if isinstance(value, DType):
         return value
+    if isinstance(value, np.dtype) and value in _BY_NUMPY:
+        return _BY_NUMPY[value]
     if isinstance(value, str) and value in _BY_NAME:
         return _BY_NAME[value]
     if isinstance(value, int) and not isinstance(value, builtins.bool):
-        return DType(value)
+        return _BY_ENUM[value] if value in _BY_ENUM else DType(value)
     try:
         np_dtype = np.dtype(value)
     except TypeError:
         raise InvalidArgumentError(f"cannot interpret {value!r} as a dtype") from None
-    if np_dtype.kind in "OSU":
-        return _BY_NAME["string"]
-    if np_dtype.name in _BY_NAME and not _BY_NAME[np_dtype.name].is_quantized:
-        return _BY_NAME[np_dtype.name]
-    raise InvalidArgumentError(f"numpy dtype {np_dtype} has no TensorFlow equivalent")
+    found = _BY_NUMPY.get(np_dtype)
+    if found is None:
+        if np_dtype.kind in "OSU":
+            found = _BY_NAME["string"]
+        elif np_dtype.name in _BY_NAME and not _BY_NAME[np_dtype.name].is_quantized:
+            found = _BY_NAME[np_dtype.name]
+        else:
+            raise InvalidArgumentError(f"numpy dtype {np_dtype} has no TensorFlow equivalent")
+        _BY_NUMPY[np_dtype] = found
+    return found
+
+
+# numpy dtype -> DType, filled as types are met (numpy's dtype names are slow).
+_BY_NUMPY: dict = {}

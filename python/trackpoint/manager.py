@@ -217,11 +217,14 @@ class CheckpointManager:
         counter.assign(int(counter) + 1)
         number = int(counter) if checkpoint_number is None else int(checkpoint_number)
         path = f"{self._prefix}-{number}"
-        self._checkpoint.write(path, options=options)
-        if metrics is not None:
-            write_atomically(path + METRICS_SUFFIX,
-                             json.dumps(metrics, sort_keys=True).encode("utf-8"))
-        self._record(path, metrics)
+
+        def on_durable():  # after the files are durable; in the background when async
+            if metrics is not None:
+                write_atomically(path + METRICS_SUFFIX,
+                                 json.dumps(metrics, sort_keys=True).encode("utf-8"))
+            self._record(path, metrics)
+
+        self._checkpoint._write(path, options, on_done=on_durable)
         return path
 
     def _record(self, path: str, metrics) -> None:
@@ -304,7 +307,8 @@ class CheckpointManager:
         return None
 
     def sync(self) -> None:
-        """Waits until pending asynchronous saves are written."""
+        """Waits until a pending asynchronous save is written and recorded;
+        raises its error if it failed."""
         self._checkpoint.sync()
 
     wait_until_finished = sync

@@ -49,6 +49,26 @@ class BundleReader {
   // its bytes (elements * DataTypeSize). A partitioned tensor is assembled
   // from its slices, which must cover it.
   Status ReadTensor(std::string_view key, void* dst, size_t nbytes) const;
+  // Checks, before a caller allocates a buffer sized by key's shape, that
+  // the bytes the index claims for it lie inside its data file(s): its own
+  // extent, or for a partitioned tensor each slice's, and that the slices
+  // hold at least as many elements as the tensor. DataLoss otherwise (an
+  // entry claiming 10^18 elements of a small file). Opens the data files.
+  Status CheckStored(std::string_view key) const;
+  // One tensor for ReadTensors: its key and the buffer that receives it.
+  struct TensorRead {
+    std::string key;
+    void* dst;
+    size_t nbytes;
+  };
+  // Reads many fixed-size tensors at once, in parallel on num_threads
+  // threads (0: a default for I/O), each straight into its buffer; large
+  // payloads are split into chunks read and checksummed concurrently.
+  // Returns the first error in request order; on error the contents of
+  // every buffer are unspecified.
+  Status ReadTensors(const std::vector<TensorRead>& reads,
+                     int num_threads = 0) const;
+
   // Reads a string tensor: its elements in row-major order.
   Result<std::vector<std::string>> ReadStringTensor(std::string_view key) const;
 
@@ -63,6 +83,10 @@ class BundleReader {
   // Reads one stored (non-partitioned) payload into dst and verifies it.
   Status ReadPayload(const std::string& what, const BundleEntry& entry,
                      char* dst) const;
+  // Checks a payload's CRC (computed as `actual`) and converts a bundle of
+  // the other byte order in place.
+  Status VerifyAndConvert(const std::string& what, const BundleEntry& entry,
+                          uint32_t actual, char* dst) const;
   Status ReadSliced(std::string_view key, const BundleEntry& entry,
                     char* dst) const;
   std::string Describe(std::string_view key) const;

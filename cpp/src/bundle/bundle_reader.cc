@@ -11,9 +11,14 @@
 #include "trackpoint/bundle_writer.h"
 #include "trackpoint/crc32c.h"
 #include "util/file.h"
+#include "util/parallel.h"
 
 namespace trackpoint {
 namespace {
+
+// Payloads at least this large are read and checksummed in chunks of this
+// size on several threads.
+constexpr size_t kReadChunk = size_t{8} << 20;
 
 bool HostIsBigEndian() {
   const uint16_t one = 1;
@@ -24,6 +29,21 @@ std::string Hex32(uint32_t v) {
   char buf[16];
   std::snprintf(buf, sizeof(buf), "0x%08x", v);
   return buf;
+}
+
+// DataLoss unless entry's payload [offset, offset + size) lies in file.
+Status ExtentInFile(const std::string& what, const BundleEntry& entry,
+                    const RandomAccessFile& file) {
+  const uint64_t offset = static_cast<uint64_t>(entry.offset);
+  const uint64_t size = static_cast<uint64_t>(entry.size);
+  if (offset > file.size() || size > file.size() - offset) {
+    return DataLossError(what + " claims " + std::to_string(size) +
+                         " bytes at offset " + std::to_string(offset) +
+                         " of " + file.name() + ", which has " +
+                         std::to_string(file.size()) +
+                         " (file truncated or index corrupt)");
+  }
+  return OkStatus();
 }
 
 // Reverses the bytes of every `width`-byte word in data[0, n).
@@ -108,6 +128,12 @@ Status BundleReader::LoadIndex() {
       return entry.status().Annotate(index_name + ": entry " + Describe(key));
     }
     TP_RETURN_IF_ERROR(CheckEntry(key, *entry));
+    // Find() searches a sorted array; unsorted or repeated keys (a data
+    // block listed twice) are damage.
+    if (key.empty() || (!entries_.empty() && key <= entries_.back().first)) {
+      return DataLossError(index_name + ": keys out of order at entry " +
+                           Describe(key));
+    }
     entries_.emplace_back(std::move(key), std::move(entry).value());
   }
   TP_RETURN_IF_ERROR(it->status());
@@ -145,17 +171,16 @@ Status BundleReader::CheckEntry(const std::string& key,
   }
   const size_t element_size = DataTypeSize(entry.dtype);
   if (element_size != 0) {
-    // num_elements * element_size must not overflow and must equal size.
-    if (num_elements > entry.size ||
-        static_cast<uint64_t>(num_elements) * element_size !=
-            static_cast<uint64_t>(entry.size)) {
+    // size / element_size == num_elements exactly (a product could wrap).
+    if (entry.size % static_cast<int64_t>(element_size) != 0 ||
+        entry.size / static_cast<int64_t>(element_size) != num_elements) {
       return DataLossError(what + " has size " + std::to_string(entry.size) +
                            ", expected " + std::to_string(num_elements) +
                            " elements of " + std::to_string(element_size) +
                            " bytes");
     }
   } else if (entry.dtype == DataType::kString &&
-             entry.size < num_elements + 4) {
+             (entry.size < 4 || entry.size - 4 < num_elements)) {
     return DataLossError(what + " is too small for " +
                          std::to_string(num_elements) + " strings");
   }
@@ -224,14 +249,21 @@ Status BundleReader::ReadPayload(const std::string& what,
       file->Read(static_cast<uint64_t>(entry.offset),
                  static_cast<size_t>(entry.size), dst)
           .Annotate("reading " + what));
-  const uint32_t actual = crc32c::Value(dst, static_cast<size_t>(entry.size));
+  return VerifyAndConvert(
+      what, entry, crc32c::Value(dst, static_cast<size_t>(entry.size)), dst);
+}
+
+Status BundleReader::VerifyAndConvert(const std::string& what,
+                                      const BundleEntry& entry,
+                                      uint32_t actual, char* dst) const {
   const uint32_t expected = crc32c::Unmask(entry.crc32c);
   if (actual != expected) {
     return DataLossError("checksum mismatch for " + what + " in " +
-                         file->name() + " at offset " +
-                         std::to_string(entry.offset) + ": stored " +
-                         Hex32(expected) + ", computed " + Hex32(actual) +
-                         " (data corrupted)");
+                         DataFilename(prefix_, entry.shard_id,
+                                      header_.num_shards) +
+                         " at offset " + std::to_string(entry.offset) +
+                         ": stored " + Hex32(expected) + ", computed " +
+                         Hex32(actual) + " (data corrupted)");
   }
   const bool swap =
       (header_.endianness == Endianness::kBig) != HostIsBigEndian();
@@ -269,6 +301,45 @@ Status BundleReader::ReadTensor(std::string_view key, void* dst,
   return ReadPayload("tensor " + Describe(key), *entry, out);
 }
 
+Status BundleReader::CheckStored(std::string_view key) const {
+  TP_ASSIGN_OR_RETURN(const BundleEntry* entry, Lookup(key));
+  const std::string what = "tensor " + Describe(key) + " of " + prefix_;
+  if (entry->slices.empty()) {
+    TP_ASSIGN_OR_RETURN(const RandomAccessFile* file,
+                        DataFile(entry->shard_id));
+    return ExtentInFile(what, *entry, *file);
+  }
+  int64_t total = 0;
+  TP_RETURN_IF_ERROR(ValidateShape(entry->shape, &total));
+  uint64_t stored = 0;  // elements in the slices, at most 2^63 * slices
+  for (const TensorSlice& slice : entry->slices) {
+    const std::string part_what = "slice " + SliceSpecString(slice) + " of " +
+                                  what;
+    const BundleEntry* part = Find(EncodeTensorNameSlice(key, slice));
+    if (part == nullptr) return DataLossError(part_what + " is not stored");
+    if (part->dtype != entry->dtype || !part->slices.empty() ||
+        !(part->shape == SliceShape(slice, entry->shape))) {
+      return DataLossError(part_what + " has a dtype or shape that disagrees "
+                           "with its slice");
+    }
+    // The part's size was checked against its element count at Open, and
+    // is checked against its file here, so `elements` is bounded by it.
+    TP_ASSIGN_OR_RETURN(const RandomAccessFile* file,
+                        DataFile(part->shard_id));
+    TP_RETURN_IF_ERROR(ExtentInFile(part_what, *part, *file));
+    int64_t elements = 0;
+    TP_RETURN_IF_ERROR(ValidateShape(part->shape, &elements));
+    stored += static_cast<uint64_t>(elements);
+    if (stored >= static_cast<uint64_t>(total)) return OkStatus();
+  }
+  if (stored < static_cast<uint64_t>(total)) {
+    return DataLossError(what + " has " + std::to_string(total) +
+                         " elements but its slices only " +
+                         std::to_string(stored));
+  }
+  return OkStatus();
+}
+
 Status BundleReader::ReadSliced(std::string_view key, const BundleEntry& entry,
                                 char* dst) const {
   const size_t element_size = DataTypeSize(entry.dtype);
@@ -301,6 +372,9 @@ Status BundleReader::ReadSliced(std::string_view key, const BundleEntry& entry,
                            " has a dtype or shape that disagrees with its "
                            "slice");
     }
+    // The slice's size is checked against its file before it sizes a buffer.
+    TP_ASSIGN_OR_RETURN(const RandomAccessFile* file, DataFile(part->shard_id));
+    TP_RETURN_IF_ERROR(ExtentInFile(what, *part, *file));
     scratch.resize(static_cast<size_t>(part->size));
     TP_RETURN_IF_ERROR(ReadPayload(what, *part, scratch.data()));
     CopySliceIntoFull(scratch.data(), slice, entry.shape, element_size, dst);
@@ -311,6 +385,101 @@ Status BundleReader::ReadSliced(std::string_view key, const BundleEntry& entry,
                          prefix_ + " cover " + std::to_string(covered) +
                          " of its " + std::to_string(total) + " elements");
   }
+  return OkStatus();
+}
+
+Status BundleReader::ReadTensors(const std::vector<TensorRead>& reads,
+                                 int num_threads) const {
+  // Plain tensors become chunks read in parallel; partitioned ones are read
+  // whole (their slices are separate payloads already).
+  struct Chunk {
+    size_t read;
+    uint64_t offset;  // within the payload
+    size_t size;
+  };
+  std::vector<const BundleEntry*> entries(reads.size(), nullptr);
+  std::vector<Status> errors(reads.size());
+  std::vector<Chunk> chunks;
+  std::vector<size_t> first_chunk(reads.size());
+  for (size_t i = 0; i < reads.size(); ++i) {
+    first_chunk[i] = chunks.size();
+    Result<const BundleEntry*> entry = Lookup(reads[i].key);
+    if (!entry.ok()) {
+      errors[i] = entry.status();
+      continue;
+    }
+    entries[i] = *entry;
+    const size_t element_size = DataTypeSize((*entry)->dtype);
+    int64_t num_elements = 0;
+    errors[i] = ValidateShape((*entry)->shape, &num_elements);
+    if (errors[i].ok() &&
+        (element_size == 0 ||
+         static_cast<uint64_t>(num_elements) * element_size != reads[i].nbytes)) {
+      errors[i] = InvalidArgumentError(
+          "buffer of " + std::to_string(reads[i].nbytes) + " bytes given for " +
+          Describe(reads[i].key) + " (a " + DataTypeName((*entry)->dtype) +
+          " tensor of " + std::to_string(num_elements) + " elements)");
+    }
+    if (!errors[i].ok()) continue;
+    const size_t size = reads[i].nbytes;
+    if (!(*entry)->slices.empty() || size <= kReadChunk) {
+      chunks.push_back({i, 0, size});
+      continue;
+    }
+    for (uint64_t off = 0; off < size; off += kReadChunk) {
+      chunks.push_back({i, off, std::min<size_t>(kReadChunk, size - off)});
+    }
+  }
+  std::vector<uint32_t> chunk_crcs(chunks.size(), 0);
+  std::vector<Status> chunk_errors(chunks.size());
+  ParallelFor(chunks.size(), num_threads > 0 ? num_threads : DefaultIoThreads(),
+              [&](size_t c) {
+                const Chunk& chunk = chunks[c];
+                const TensorRead& r = reads[chunk.read];
+                const BundleEntry& e = *entries[chunk.read];
+                char* dst = static_cast<char*>(r.dst);
+                if (!e.slices.empty()) {
+                  chunk_errors[c] = ReadSliced(r.key, e, dst);
+                  return;
+                }
+                if (chunk.size == r.nbytes) {  // one chunk: the whole payload
+                  chunk_errors[c] =
+                      ReadPayload("tensor " + Describe(r.key), e, dst);
+                  return;
+                }
+                Result<const RandomAccessFile*> file = DataFile(e.shard_id);
+                if (!file.ok()) {
+                  chunk_errors[c] = file.status();
+                  return;
+                }
+                chunk_errors[c] =
+                    (*file)
+                        ->Read(static_cast<uint64_t>(e.offset) + chunk.offset,
+                               chunk.size, dst + chunk.offset)
+                        .Annotate("reading tensor " + Describe(r.key));
+                if (chunk_errors[c].ok()) {
+                  chunk_crcs[c] = crc32c::Value(dst + chunk.offset, chunk.size);
+                }
+              });
+  // Chunked payloads: combine the chunk CRCs in order, then check and swap.
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    const size_t i = chunks[c].read;
+    if (!chunk_errors[c].ok() && errors[i].ok()) errors[i] = chunk_errors[c];
+  }
+  for (size_t i = 0; i < reads.size(); ++i) {
+    if (!errors[i].ok() || entries[i] == nullptr) continue;
+    const size_t begin = first_chunk[i];
+    const size_t end = i + 1 < reads.size() ? first_chunk[i + 1] : chunks.size();
+    if (end - begin <= 1) continue;  // verified by ReadPayload / ReadSliced
+    uint32_t crc = chunk_crcs[begin];
+    for (size_t c = begin + 1; c < end; ++c) {
+      crc = crc32c::Combine(crc, chunk_crcs[c], chunks[c].size);
+    }
+    errors[i] = VerifyAndConvert("tensor " + Describe(reads[i].key),
+                                 *entries[i], crc,
+                                 static_cast<char*>(reads[i].dst));
+  }
+  for (const Status& s : errors) TP_RETURN_IF_ERROR(s);
   return OkStatus();
 }
 

@@ -12,6 +12,7 @@
 //   entry under EncodeTensorNameSlice(key, slice).
 #include "trackpoint/bundle_writer.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "bundle/slice_copy.h"
@@ -24,6 +25,10 @@
 
 namespace trackpoint {
 namespace {
+
+// Tensors are checksummed and written in pieces of this size: large enough
+// to bypass the file's buffer, small enough to stay in cache between the two.
+constexpr size_t kWriteChunk = size_t{2} << 20;
 
 std::string TempName(const std::string& final_name) {
   return final_name + ".tempstate" + std::to_string(RandomU64());
@@ -147,10 +152,18 @@ Status BundleWriter::AppendFixed(std::string key, DataType dtype,
   entry.shard_id = shard_id;
   TP_RETURN_IF_ERROR(BeginPayload(shard, &entry.offset));
   entry.size = static_cast<int64_t>(nbytes);
-  entry.crc32c = crc32c::Mask(crc32c::Value(data, nbytes));
-  status_ = shard.file->Append(
-      std::string_view(static_cast<const char*>(data), nbytes));
-  TP_RETURN_IF_ERROR(status_);
+  // One pass over the tensor: each chunk is checksummed while it is in cache,
+  // then written.
+  const char* bytes = static_cast<const char*>(data);
+  uint32_t crc = 0;
+  for (size_t done = 0; done < nbytes;) {
+    const size_t n = std::min(kWriteChunk, nbytes - done);
+    crc = crc32c::Extend(crc, bytes + done, n);
+    status_ = shard.file->Append(std::string_view(bytes + done, n));
+    TP_RETURN_IF_ERROR(status_);
+    done += n;
+  }
+  entry.crc32c = crc32c::Mask(crc);
   shard.size += entry.size;
   return AddEntry(std::move(key), std::move(entry));
 }
@@ -270,7 +283,12 @@ Status BundleWriter::Finish() {
     if (status_.ok()) shard.temp_name = shard.final_name;
   }
   if (status_.ok()) status_ = WriteIndex();
-  if (status_.ok() && options_.sync) status_ = SyncDir(Dirname(prefix_));
+  if (status_.ok() && options_.sync) {
+    status_ = SyncDir(Dirname(prefix_));
+    // The index is in place but may not be durable: a failed save leaves no
+    // file behind, so it goes too (before its data files).
+    if (!status_.ok()) DeleteFile(index_name);
+  }
   if (!status_.ok()) {
     DeleteTempFiles();
     return status_;

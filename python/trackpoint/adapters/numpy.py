@@ -28,6 +28,9 @@ class NumpyArray(Trackable):
             raise ValueError("cannot track a read-only numpy array: restore writes into it")
         self.array = array
 
+    def _wrapped(self):
+        return self.array
+
     def __array__(self, dtype=None, copy=None):
         return self.array if dtype is None else self.array.astype(dtype)
 
@@ -40,5 +43,10 @@ class NumpyArray(Trackable):
     def _tensor_specs(self) -> dict:
         return {VARIABLE_VALUE: (as_dtype(self.array.dtype), self.array.shape)}
 
+    def _restore_buffers(self) -> dict:
+        return {} if self.array.dtype == object else {VARIABLE_VALUE: self.array}
+
     def _restore_from_tensors(self, tensors: dict) -> None:
-        self.array[...] = tensors[VARIABLE_VALUE]
+        value = tensors[VARIABLE_VALUE]
+        if value is not self.array:
+            self.array[...] = value

@@ -9,17 +9,24 @@ __all__ = ["AutoTrackable", "ListWrapper", "DictWrapper", "wrap_value"]
 
 
 def wrap_value(value):
-    """Lists and dicts become tracked wrappers; framework objects (torch
-    modules and optimizers, numpy arrays) their adapters; other values stay."""
-    if isinstance(value, Trackable):
-        return value
+    """What an attribute, list element or dict value is stored as: lists and
+    dicts become tracked wrappers; everything else stays as it is."""
     if type(value) is list:
         return ListWrapper(value)
     if type(value) is dict:
         return DictWrapper(value)
+    return value
+
+
+def as_trackable(value):
+    """The trackable for a stored value: itself, or its adapter (torch modules
+    and optimizers, numpy arrays); None when it is not checkpointable."""
+    if isinstance(value, Trackable):
+        return value
     from ..adapters import adapt
 
-    return adapt(value)
+    adapted = adapt(value)
+    return adapted if isinstance(adapted, Trackable) else None
 
 
 class AutoTrackable(Trackable):
@@ -40,13 +47,14 @@ class AutoTrackable(Trackable):
             object.__setattr__(self, name, value)
             return
         value = wrap_value(value)
-        object.__setattr__(self, name, value)
+        object.__setattr__(self, name, value)  # framework objects stay themselves
         children = self._children()
-        if isinstance(value, Trackable):
-            is_new = children.get(name) is not value
-            children[name] = value  # keeps its first position when reassigned
+        trackable = as_trackable(value)
+        if trackable is not None:
+            is_new = children.get(name) is not trackable
+            children[name] = trackable  # keeps its first position when reassigned
             if is_new:
-                self._handle_new_child(name, value)
+                self._handle_new_child(name, trackable)
         else:
             children.pop(name, None)
 
@@ -67,13 +75,28 @@ class AutoTrackable(Trackable):
 
 
 class ListWrapper(list, Trackable):
-    """A list that tracks its trackable elements as children "0", "1", ..."""
+    """A list that tracks its trackable elements as children "0", "1", ...
+
+    Elements are kept as given (a torch module stays a module); nested lists
+    and dicts become wrappers."""
 
     def __init__(self, items=()):
         super().__init__(wrap_value(v) for v in items)
 
     def _trackable_children(self) -> dict:
-        return {str(i): v for i, v in enumerate(self) if isinstance(v, Trackable)}
+        children = {}
+        for i, v in enumerate(self):
+            trackable = as_trackable(v)
+            if trackable is not None:
+                children[str(i)] = trackable
+        # Adapters live as long as the list holds their objects.
+        object.__setattr__(self, "_self_adapters", children)
+        return children
+
+    def _track_new(self, name: str, value) -> None:
+        trackable = as_trackable(value)
+        if trackable is not None:
+            self._handle_new_child(name, trackable)
 
     def __setitem__(self, index, value):
         if isinstance(index, slice):
@@ -81,14 +104,12 @@ class ListWrapper(list, Trackable):
             return
         value = wrap_value(value)
         super().__setitem__(index, value)
-        if isinstance(value, Trackable):
-            self._handle_new_child(str(index % len(self)), value)
+        self._track_new(str(index % len(self)), value)
 
     def append(self, value) -> None:
         value = wrap_value(value)
         super().append(value)
-        if isinstance(value, Trackable):
-            self._handle_new_child(str(len(self) - 1), value)
+        self._track_new(str(len(self) - 1), value)
 
     def extend(self, values) -> None:
         for v in values:
@@ -113,7 +134,7 @@ class ListWrapper(list, Trackable):
 class DictWrapper(dict, Trackable):
     """A dict that tracks its trackable values as children named by their keys.
 
-    Keys must be strings for the dict to be saved."""
+    Keys must be strings for the dict to be saved. Values are kept as given."""
 
     def __init__(self, items=()):
         super().__init__()
@@ -123,21 +144,24 @@ class DictWrapper(dict, Trackable):
     def _trackable_children(self) -> dict:
         children = {}
         for k, v in self.items():
-            if not isinstance(v, Trackable):
+            trackable = as_trackable(v)
+            if trackable is None:
                 continue
             if not isinstance(k, str):
                 raise ValueError(
                     f"cannot save a dict with the non-string key {k!r}: checkpoint names "
                     "are strings"
                 )
-            children[k] = v
+            children[k] = trackable
+        object.__setattr__(self, "_self_adapters", children)
         return children
 
     def __setitem__(self, key, value) -> None:
         value = wrap_value(value)
         dict.__setitem__(self, key, value)
-        if isinstance(value, Trackable) and isinstance(key, str):
-            self._handle_new_child(key, value)
+        trackable = as_trackable(value)
+        if trackable is not None and isinstance(key, str):
+            self._handle_new_child(key, trackable)
 
     def update(self, *args, **kwargs) -> None:
         for k, v in dict(*args, **kwargs).items():

@@ -56,6 +56,12 @@ class Trackable:
         """Names of the tensors ``_serialize_to_tensors`` returns (without computing them)."""
         return list(self._serialize_to_tensors())
 
+    def _restore_buffers(self) -> dict:
+        """name -> a writable, C-contiguous numpy array a restore may read the
+        tensor straight into (the live memory), when dtype and shape match.
+        ``_restore_from_tensors`` then receives those same arrays. Optional."""
+        return {}
+
     def _tensor_specs(self) -> dict:
         """name -> (DType, shape) for tensors whose dtype and shape must match
         the checkpoint's; a restore checks them before reading. Optional."""

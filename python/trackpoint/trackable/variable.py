@@ -129,5 +129,12 @@ class Variable(Trackable):
     def _tensor_specs(self) -> dict:
         return {VARIABLE_VALUE: (self._self_dtype, self._self_value.shape)}
 
+    def _restore_buffers(self) -> dict:
+        if self._self_value.dtype == object:
+            return {}
+        return {VARIABLE_VALUE: self._self_value}
+
     def _restore_from_tensors(self, tensors: dict) -> None:
-        self._self_value[...] = tensors[VARIABLE_VALUE]
+        value = tensors[VARIABLE_VALUE]
+        if value is not self._self_value:
+            self._self_value[...] = value
