@@ -59,6 +59,10 @@ void BindBundle(nb::module_& m) {
       .def_prop_ro("prefix", &BundleReader::prefix)
       .def_prop_ro("num_shards",
                    [](const BundleReader& r) { return r.header().num_shards; })
+      .def_prop_ro("big_endian",
+                   [](const BundleReader& r) {
+                     return r.header().endianness == Endianness::kBig;
+                   })
       .def("keys", &BundleReader::Keys)
       .def("has_key",
            [](const BundleReader& r, const std::string& key) {

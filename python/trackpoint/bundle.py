@@ -180,6 +180,14 @@ class BundleReader:
     def num_shards(self) -> int:
         return self._reader.num_shards
 
+    @property
+    def big_endian(self) -> bool:
+        """Whether the bundle was written on a big-endian host."""
+        return self._reader.big_endian
+
+    def data_filename(self, shard_id: int) -> str:
+        return f"{self.prefix}.data-{shard_id:05d}-of-{self.num_shards:05d}"
+
     def keys(self) -> list[str]:
         """Every tensor key, in byte order (slices of partitioned tensors hidden)."""
         return self._reader.keys()

@@ -14,12 +14,14 @@ Example::
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
+from . import _core
 from .bundle import BundleReader
 from .dtypes import DType
-from .errors import NotFoundError
+from .errors import DataLossError
 from .management import latest_checkpoint
 
 __all__ = ["CheckpointReader", "load_checkpoint", "list_variables", "load_variable"]
@@ -40,8 +42,10 @@ class CheckpointReader:
         value = reader.get_tensor("save_counter/.ATTRIBUTES/VARIABLE_VALUE")
     """
 
-    def __init__(self, prefix):
+    def __init__(self, prefix, *, mmap: bool = False, mmap_min_bytes: int = 1 << 20):
         self._bundle = BundleReader(prefix)
+        self._mmap = mmap and sys.byteorder == "little" and not self._bundle.big_endian
+        self._mmap_min_bytes = mmap_min_bytes
 
     @property
     def prefix(self) -> str:
@@ -51,9 +55,30 @@ class CheckpointReader:
         return name in self._bundle
 
     def get_tensor(self, name: str):
-        """The value under ``name``; NotFoundError when there is none."""
+        """The value under ``name``; NotFoundError when there is none.
+
+        With ``mmap=True``, a plain (unpartitioned) fixed-size tensor of at
+        least ``mmap_min_bytes`` comes back as a read-only ``numpy.memmap``
+        of the data file: no copy, pages read on demand. Its CRC32C is
+        checked once, when the view is made."""
+        if self._mmap:
+            view = self._mapped(name)
+            if view is not None:
+                return view
         value = self._bundle.read(name)
         return value[()] if value.ndim == 0 else value
+
+    def _mapped(self, name: str):
+        entry = self._bundle.entry(name)
+        if entry.slices or entry.dtype.size == 0 or entry.size < max(self._mmap_min_bytes, 1):
+            return None
+        path = self._bundle.data_filename(entry.shard_id)
+        view = np.memmap(path, dtype=entry.dtype.as_numpy_dtype, mode="r",
+                         offset=entry.offset, shape=entry.shape)
+        if _core.crc32c(view.reshape(-1).view(np.uint8)) != _core.crc32c_unmask(entry.crc32c):
+            raise DataLossError(f"checksum mismatch for tensor {name!r} in {path} "
+                                f"at offset {entry.offset} (data corrupted)")
+        return view
 
     def get_variable_to_shape_map(self) -> dict:
         """Every key to its shape, a list of ints."""
@@ -81,14 +106,15 @@ def _resolve(ckpt_dir_or_file) -> str:
     return path
 
 
-def load_checkpoint(ckpt_dir_or_file) -> CheckpointReader:
+def load_checkpoint(ckpt_dir_or_file, *, mmap: bool = False) -> CheckpointReader:
     """A :class:`CheckpointReader` for a checkpoint prefix, or for the latest
-    checkpoint of a directory.
+    checkpoint of a directory. ``mmap=True`` makes ``get_tensor`` return
+    zero-copy read-only views of large tensors (see CheckpointReader).
 
     Raises ValueError for a directory without checkpoints and NotFoundError
     (a FileNotFoundError) for a prefix without an ``.index`` file.
     """
-    return CheckpointReader(_resolve(ckpt_dir_or_file))
+    return CheckpointReader(_resolve(ckpt_dir_or_file), mmap=mmap)
 
 
 def list_variables(ckpt_dir_or_file) -> list:

@@ -127,3 +127,23 @@ def test_missing_shard_is_file_not_found(tmp_path):
         except FileNotFoundError as e:
             failures.append(str(e))
     assert failures and all("ckpt.data-00003-of-00007" in f for f in failures)
+
+
+def test_mmap_views_are_zero_copy_read_only_and_verified(tmp_path):
+    big = np.arange(1 << 18, dtype=np.float32)  # 1 MiB
+    small = np.arange(4, dtype=np.int64)
+    with trackpoint.bundle.BundleWriter(tmp_path / "c") as w:
+        w.add("big", big)
+        w.add("small", small)
+    reader = trackpoint.load_checkpoint(tmp_path / "c", mmap=True)
+    view = reader.get_tensor("big")
+    assert isinstance(view, np.memmap) and not view.flags.writeable
+    np.testing.assert_array_equal(view, big)
+    assert not isinstance(reader.get_tensor("small"), np.memmap)  # below the threshold
+    del view
+    data = tmp_path / "c.data-00000-of-00001"
+    raw = bytearray(data.read_bytes())
+    raw[1000] ^= 1
+    data.write_bytes(bytes(raw))
+    with pytest.raises(errors.DataLossError, match="'big'"):
+        trackpoint.load_checkpoint(tmp_path / "c", mmap=True).get_tensor("big")

@@ -300,3 +300,63 @@ TEST(BundleReaderTest, OpensTensorFlowFixtures) {
 
 }  // namespace
 }  // namespace trackpoint
+
+namespace trackpoint {
+namespace {
+
+// ReadTensors: many tensors at once, large ones in parallel chunks.
+TEST(BundleReaderTest, ReadTensorsReadsEverythingInParallelChunks) {
+  testing::ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  // 20 MiB: three 8 MiB read chunks, the last one partial.
+  std::vector<float> big((size_t{20} << 20) / 4);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(i % 9973);
+  std::vector<int64_t> small = {1, -2, 3};
+  {
+    auto writer = BundleWriter::Open(prefix);
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->Add("big", DataType::kFloat,
+                               {{static_cast<int64_t>(big.size())}}, big.data(),
+                               big.size() * 4).ok());
+    ASSERT_TRUE((*writer)->Add("small", DataType::kInt64, {{3}}, small.data(),
+                               24).ok());
+    ASSERT_TRUE((*writer)->Finish().ok());
+  }
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok());
+  std::vector<float> big_back(big.size());
+  std::vector<int64_t> small_back(3);
+  for (int threads : {1, 2, 4}) {
+    std::fill(big_back.begin(), big_back.end(), -1.0f);
+    ASSERT_TRUE((*reader)
+                    ->ReadTensors({{"big", big_back.data(), big.size() * 4},
+                                   {"small", small_back.data(), 24}},
+                                  threads)
+                    .ok());
+    EXPECT_EQ(big_back, big) << threads;
+    EXPECT_EQ(small_back, small);
+  }
+
+  // A flipped bit in the middle chunk is caught and named.
+  const std::string data_name = prefix + ".data-00000-of-00001";
+  std::string data = testing::ReadFileOrDie(data_name);
+  data[(size_t{12} << 20) + 5] ^= 0x40;
+  testing::WriteFileOrDie(data_name, data);
+  auto corrupt = BundleReader::Open(prefix);
+  ASSERT_TRUE(corrupt.ok());
+  Status s = (*corrupt)->ReadTensors(
+      {{"small", small_back.data(), 24}, {"big", big_back.data(), big.size() * 4}});
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("'big'"), std::string::npos) << s.ToString();
+
+  // Errors come back in request order: the missing key first.
+  Status missing = (*corrupt)->ReadTensors(
+      {{"nope", small_back.data(), 24}, {"big", big_back.data(), big.size() * 4}});
+  EXPECT_EQ(missing.code(), StatusCode::kNotFound);
+  // A buffer of the wrong size is an argument error.
+  EXPECT_EQ((*corrupt)->ReadTensors({{"small", small_back.data(), 16}}).code(),
+            StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace trackpoint
