@@ -20,13 +20,14 @@ import numpy as np
 
 from . import _core
 from .bundle import BundleReader
-from .dtypes import DType
-from .errors import InvalidArgumentError
+from .dtypes import DType, as_dtype
+from .errors import DataLossError, InvalidArgumentError
 from .trackable.base import Trackable
 
 _log = logging.getLogger("trackpoint")
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+STRING_ENUM = 7
 
 _restore_uids = itertools.count(1)
 
@@ -70,7 +71,8 @@ def restore_values(reader: BundleReader, pending: list) -> None:
     """
     if not pending:
         return
-    entries = reader.entries([key for _, keys in pending for key in keys.values()])
+    # (dtype enum, dims, ...) per key, straight from the index.
+    entries = reader.raw_entries([key for _, keys in pending for key in keys.values()])
     position = 0
     requests, handovers = [], []
     for obj, keys in pending:
@@ -78,24 +80,25 @@ def restore_values(reader: BundleReader, pending: list) -> None:
         buffers = obj._restore_buffers()
         tensors = {}
         for name, key in keys.items():
-            entry = entries[position]
+            enum, dims = entries[position][0], tuple(entries[position][1])
             position += 1
+            entry_dtype = as_dtype(enum)
             if name in specs:
                 dtype, shape = specs[name]
-                if entry.dtype != dtype or entry.shape != tuple(shape):
+                if entry_dtype != dtype or dims != tuple(shape):
                     raise InvalidArgumentError(
                         f"cannot restore {key!r} from {reader.prefix}: checkpoint has "
-                        f"{_spec_string(entry.dtype, entry.shape)}, object has "
+                        f"{_spec_string(entry_dtype, dims)}, object has "
                         f"{_spec_string(dtype, shape)}"
                     )
-            if entry.dtype.name == "string":
+            if enum == STRING_ENUM:
                 tensors[name] = reader.read(key)
                 continue
-            np_dtype = entry.dtype.as_numpy_dtype
+            np_dtype = entry_dtype.as_numpy_dtype
             dst = buffers.get(name)
-            if (dst is None or dst.dtype != np_dtype or dst.shape != entry.shape
+            if (dst is None or dst.dtype != np_dtype or dst.shape != dims
                     or not dst.flags.c_contiguous or not dst.flags.writeable):
-                dst = np.empty(entry.shape, dtype=np_dtype)
+                dst = np.empty(dims, dtype=np_dtype)
             requests.append((key, dst))
             tensors[name] = dst
         handovers.append((obj, tensors))
@@ -120,6 +123,51 @@ def reachable_objects(root: Trackable, include_slots: bool = True) -> list:
     return list(seen.values())
 
 
+class _NodePaths:
+    """node id -> a readable path such as "(root).model.layers.0.kernel", for
+    messages. Built on demand from breadth-first parent links, so a hostile
+    graph (a chain of 10^5 nodes) costs linear memory rather than the sum of
+    all its path lengths; paths deeper than _MAX_PARTS keep their last parts."""
+
+    _MAX_PARTS = 64
+
+    def __init__(self, nodes: list):
+        self._parent = {0: (None, "(root)")}  # node -> (parent node, edge name)
+        queue = deque([0])
+        while queue:
+            n = queue.popleft()
+            for child, name in nodes[n]["children"]:
+                if child not in self._parent:
+                    self._parent[child] = (n, name)
+                    queue.append(child)
+        self._slots = {}  # slot node not reached by children -> (original, name, optimizer)
+        for opt_id, node in enumerate(nodes):
+            for original, slot_name, slot_id in node["slot_variables"]:
+                if slot_id not in self._parent:
+                    self._slots.setdefault(slot_id, (original, slot_name, opt_id))
+
+    def _tree_path(self, n):
+        if n not in self._parent:
+            return None
+        parts = []
+        while n is not None and len(parts) < self._MAX_PARTS:
+            n, name = self._parent[n]
+            parts.append(name)
+        if n is not None:
+            parts.append("(root)...")
+        return ".".join(reversed(parts))
+
+    def get(self, n, default=None):
+        path = self._tree_path(n)
+        if path is not None:
+            return path
+        if n in self._slots:
+            original, slot_name, opt_id = self._slots[n]
+            return (f"{self._tree_path(original) or '?'}'s slot {slot_name!r} of "
+                    f"{self._tree_path(opt_id) or '?'}")
+        return default
+
+
 class ObjectGraphRestore:
     """One object-based restore of one checkpoint into one root."""
 
@@ -129,6 +177,8 @@ class ObjectGraphRestore:
         self.root = root
         self.reader = reader
         self.nodes = _core.parse_object_graph(graph_bytes)
+        if not self.nodes:
+            raise DataLossError(f"the object graph of {reader.prefix} has no nodes (no root)")
         self.skip_slot_variables = skip_slot_variables
         self.object_by_node: dict = {}
         self.unused_attributes: dict = {}  # node id -> [attribute names]
@@ -142,26 +192,7 @@ class ObjectGraphRestore:
             for original, slot_name, slot_id in node["slot_variables"]:
                 self.slot_restorations.setdefault(original, []).append((opt_id, slot_id, slot_name))
                 self.slot_nodes.add(slot_id)
-        self.paths = self._node_paths()
-
-    # ---- messages ------------------------------------------------------------------------
-    def _node_paths(self) -> dict:
-        """node id -> a readable path such as "(root).model.layers.0.kernel"."""
-        paths = {0: "(root)"}
-        queue = deque([0])
-        while queue:
-            n = queue.popleft()
-            for child, name in self.nodes[n]["children"]:
-                if child not in paths:
-                    paths[child] = f"{paths[n]}.{name}"
-                    queue.append(child)
-        for opt_id, node in enumerate(self.nodes):
-            for original, slot_name, slot_id in node["slot_variables"]:
-                paths.setdefault(
-                    slot_id,
-                    f"{paths.get(original, '?')}'s slot {slot_name!r} of {paths.get(opt_id, '?')}",
-                )
-        return paths
+        self.paths = _NodePaths(self.nodes)
 
     def has_values(self, node_id: int) -> bool:
         node = self.nodes[node_id]

@@ -78,6 +78,9 @@ def _numpy_dtype(spec: str | None, tf_name: str) -> np.dtype:
     return np.dtype(getattr(ml_dtypes, spec.split(".", 1)[1]))
 
 
+_NUMPY_OF: dict = {}  # enum -> numpy dtype, filled on first use
+
+
 class DType:
     """A TensorFlow element type.
 
@@ -97,7 +100,10 @@ class DType:
     @property
     def as_numpy_dtype(self) -> np.dtype:
         """The numpy dtype of this type's values (object for strings)."""
-        return _numpy_dtype(_TYPES[self.enum][1], self.name)
+        cached = _NUMPY_OF.get(self.enum)
+        if cached is None:
+            cached = _NUMPY_OF[self.enum] = _numpy_dtype(_TYPES[self.enum][1], self.name)
+        return cached
 
     @property
     def is_quantized(self) -> bool:
