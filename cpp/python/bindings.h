@@ -13,6 +13,7 @@ void BindStatus(nanobind::module_& m);
 void BindCrc32c(nanobind::module_& m);
 void BindBundle(nanobind::module_& m);
 void BindGraph(nanobind::module_& m);
+void BindStaging(nanobind::module_& m);
 
 // The one place a Status becomes a Python exception (bind_status.cc).
 // REQUIRES: !status.ok().

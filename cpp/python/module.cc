@@ -6,4 +6,5 @@ NB_MODULE(_core, m) {
   trackpoint::python::BindCrc32c(m);
   trackpoint::python::BindBundle(m);
   trackpoint::python::BindGraph(m);
+  trackpoint::python::BindStaging(m);
 }
