@@ -20,7 +20,6 @@ import numpy as np
 
 from . import _core
 from .bundle import BundleReader
-from .dtypes import DType
 from .errors import DataLossError
 from .management import latest_checkpoint
 
