@@ -49,4 +49,4 @@ def test_unknown_dtypes_are_value_errors():
     with pytest.raises(errors.InvalidArgumentError):
         dtypes.as_dtype(np.dtype("datetime64[s]"))
     with pytest.raises(NotImplementedError):
-        dtypes.as_dtype("variant").as_numpy_dtype
+        _ = dtypes.as_dtype("variant").as_numpy_dtype

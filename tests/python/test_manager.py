@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 import trackpoint
@@ -153,7 +152,6 @@ def test_new_manager_removes_leftovers_of_an_interrupted_save(tmp_path):
 
 CHILD = r"""
 import sys
-import numpy as np
 import trackpoint
 
 directory = sys.argv[1]
