@@ -1,0 +1,235 @@
+"""``trackpoint inspect`` and ``trackpoint graph``."""
+
+from __future__ import annotations
+
+from .. import _core
+from ..convert import OBJECT_GRAPH_KEY, CheckpointSource
+from ..inspect_checkpoint import print_tensors
+from ._util import (
+    UsageError,
+    dump_json,
+    json_value,
+    num_elements,
+    open_input,
+    require_key,
+    shape_text,
+)
+
+# ---- inspect --------------------------------------------------------------------------------
+
+
+def add_inspect(subparsers) -> None:
+    p = subparsers.add_parser(
+        "inspect",
+        help="list the tensors of a checkpoint or file (dtype, shape, bytes)",
+        description="List every tensor with its dtype, shape and size in bytes. --tensor and "
+        "--all print values as TensorFlow's inspect_checkpoint tool does.",
+    )
+    p.add_argument(
+        "path", help="a checkpoint prefix or directory, or a .safetensors, .npz or PyTorch file"
+    )
+    p.add_argument(
+        "--tensor",
+        "-t",
+        action="append",
+        metavar="NAME",
+        default=[],
+        help="print this tensor's value (repeatable)",
+    )
+    p.add_argument("--all", "-a", action="store_true", help="print every tensor's value")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="machine-readable output (values included for --tensor/--all)",
+    )
+    p.add_argument(
+        "--from",
+        dest="format",
+        metavar="FORMAT",
+        help="the file's format when its name does not tell: tf, safetensors, npz, torch",
+    )
+    p.set_defaults(run=run_inspect)
+
+
+def run_inspect(args) -> int:
+    with open_input(args.path, args.format) as source:
+        for key in args.tensor:
+            require_key(source, key)
+        keys = source.keys()
+        specs = {key: source.spec(key) for key in keys}
+        shown = keys if args.all else args.tensor
+        if args.json:
+            tensors = []
+            for key in keys:
+                spec = specs[key]
+                item = {
+                    "key": key,
+                    "dtype": spec.dtype.name,
+                    "shape": list(spec.shape),
+                    "bytes": spec.nbytes,
+                }
+                if key in shown:
+                    item["value"] = json_value(source.read(key))
+                tensors.append(item)
+            dump_json(
+                {
+                    "path": source.path,
+                    "format": source.format,
+                    "tensors": tensors,
+                    "total_bytes": sum(s.nbytes for s in specs.values()),
+                    "total_elements": sum(num_elements(s.shape) for s in specs.values()),
+                }
+            )
+        elif shown:
+            print_tensors(
+                [(k, specs[k].dtype.name, list(specs[k].shape)) for k in shown], source.read
+            )
+        else:
+            _print_table(source, specs)
+    return 0
+
+
+def _print_table(source, specs: dict) -> None:
+    rows = [(key, s.dtype.name, shape_text(s.shape), str(s.nbytes)) for key, s in specs.items()]
+    header = ("KEY", "DTYPE", "SHAPE", "BYTES")
+    widths = [max([len(header[i])] + [len(r[i]) for r in rows]) for i in range(4)]
+    for row in [header, *rows]:
+        print(
+            f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  "
+            f"{row[3]:>{widths[3]}}"
+        )
+    total_bytes = sum(s.nbytes for s in specs.values())
+    total_elements = sum(num_elements(s.shape) for s in specs.values())
+    print(
+        f"# {len(specs)} tensors, {total_elements} elements, {total_bytes} bytes in "
+        f"{source.path} ({source.format})"
+    )
+
+
+# ---- graph ----------------------------------------------------------------------------------
+
+
+def add_graph(subparsers) -> None:
+    p = subparsers.add_parser(
+        "graph",
+        help="show the object graph of a TF2 checkpoint as a tree",
+        description="Show the object graph of an object-based (TF2) checkpoint: each object by "
+        "its local name under its parent, the tensors it saved, optimizer slots, and objects "
+        "reachable by more than one path (as '-> first/path').",
+    )
+    p.add_argument("path", help="a checkpoint prefix or directory")
+    p.add_argument("--keys", action="store_true", help="show each tensor's checkpoint key")
+    p.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="leave out objects that hold no values (nothing below them does)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output: the nodes")
+    p.set_defaults(run=run_graph)
+
+
+def _load_graph(source: CheckpointSource) -> list:
+    if OBJECT_GRAPH_KEY not in source:
+        raise UsageError(
+            f"{source.path} has no object graph (it is a name-based checkpoint); "
+            "'trackpoint inspect' lists its tensors"
+        )
+    return _core.parse_object_graph(bytes(source.read(OBJECT_GRAPH_KEY)[()]))
+
+
+def _paths(nodes: list) -> dict:
+    """node id -> its first path from the root, breadth first ("" for the root)."""
+    paths = {0: ""}
+    frontier = [0]
+    while frontier:
+        following = []
+        for n in frontier:
+            for child, name in nodes[n]["children"]:
+                if child not in paths:
+                    paths[child] = f"{paths[n]}/{name}" if paths[n] else name
+                    following.append(child)
+        frontier = following
+    return paths
+
+
+def run_graph(args) -> int:
+    source = CheckpointSource(args.path)
+    with source:
+        nodes = _load_graph(source)
+        paths = _paths(nodes)
+
+        def tensor_info(key: str) -> dict:
+            if key not in source:
+                return {"key": key, "missing": True}
+            spec = source.spec(key)
+            return {"key": key, "dtype": spec.dtype.name, "shape": list(spec.shape)}
+
+        if args.json:
+            out = []
+            for i, node in enumerate(nodes):
+                out.append(
+                    {
+                        "id": i,
+                        "path": paths.get(i),
+                        "children": [{"name": name, "id": c} for c, name in node["children"]],
+                        "attributes": [
+                            {"name": name, **tensor_info(key)}
+                            for name, _, key in node["attributes"]
+                        ],
+                        "slot_variables": [
+                            {"original_id": o, "slot_name": s, "slot_id": v}
+                            for o, s, v in node["slot_variables"]
+                        ],
+                        "has_checkpoint_values": node["has_checkpoint_values"],
+                    }
+                )
+            dump_json({"path": source.path, "nodes": out})
+            return 0
+        _print_tree(nodes, paths, tensor_info, args)
+    return 0
+
+
+def _print_tree(nodes: list, paths: dict, tensor_info, args) -> None:
+    def holds_values(n: int) -> bool:
+        flag = nodes[n]["has_checkpoint_values"]
+        return True if flag is None else flag
+
+    def describe(n: int) -> str:
+        parts = []
+        for name, _, key in nodes[n]["attributes"]:
+            info = tensor_info(key)
+            text = (
+                "MISSING" if info.get("missing") else f"{info['dtype']}{shape_text(info['shape'])}"
+            )
+            if args.keys:
+                text += f"  ({key})"
+            parts.append(text if name == "VARIABLE_VALUE" else f"{name}: {text}")
+        if not parts and not holds_values(n):
+            return "  (no values)"
+        return ("  " + ", ".join(parts)) if parts else ""
+
+    print("(root)" + describe(0))
+    printed = {0}
+
+    def walk(n: int, indent: str) -> None:
+        lines = []
+        for child, name in nodes[n]["children"]:
+            if args.skip_empty and not holds_values(child):
+                continue
+            lines.append(("child", child, name))
+        for original, slot_name, slot in nodes[n]["slot_variables"]:
+            lines.append(("slot", slot, f"slot {slot_name!r} of {paths.get(original, '?')}"))
+        for i, (kind, node, label) in enumerate(lines):
+            last = i == len(lines) - 1
+            branch, deeper = ("└── ", "    ") if last else ("├── ", "│   ")
+            if kind == "child" and (
+                node in printed or paths.get(node) != (f"{paths[n]}/{label}" if paths[n] else label)
+            ):
+                print(f"{indent}{branch}{label} -> {paths.get(node) or '(root)'}")
+                continue
+            printed.add(node)
+            print(f"{indent}{branch}{label}{describe(node)}")
+            if kind == "child":
+                walk(node, indent + deeper)
+
+    walk(0, "")
