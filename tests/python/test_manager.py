@@ -152,6 +152,7 @@ def test_new_manager_removes_leftovers_of_an_interrupted_save(tmp_path):
 
 CHILD = r"""
 import sys
+import numpy as np
 import trackpoint
 
 directory = sys.argv[1]
@@ -161,6 +162,7 @@ model.label = trackpoint.Variable("")
 ckpt = trackpoint.Checkpoint(model=model)
 manager = trackpoint.CheckpointManager(ckpt, directory, max_to_keep=3)
 manager.restore_or_initialize()
+print("ready", flush=True)
 while True:
     k = int(ckpt.save_counter) + 1
     for t in model.tensors:
@@ -192,8 +194,11 @@ def test_sigkill_at_random_moments_never_leaves_a_broken_latest(tmp_path):
     kills = 0
     for _ in range(30):
         child = subprocess.Popen([sys.executable, str(script), str(directory)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.3, 1.2))
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Kill at a random moment of the save loop, however slow the start.
+        ready = child.stdout.readline()
+        assert ready == "ready\n", child.stderr.read()
+        time.sleep(rng.uniform(0.0, 0.4))
         child.send_signal(signal.SIGKILL)
         child.wait()
         kills += 1
