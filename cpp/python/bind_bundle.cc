@@ -1,14 +1,19 @@
 // BundleReader / BundleWriter. Tensors cross as flat uint8 numpy arrays: the
 // Python side owns dtype and shape handling (trackpoint/bundle.py), so these
-// adapters only move bytes, with the GIL released.
+// adapters only move bytes, with the GIL released. A tensor in device memory
+// crosses as a (pointer, nbytes, kind, index) tuple (trackpoint/_device.py)
+// and is staged through its device's shared pool (staging/device_registry.h).
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
 
+#include <optional>
+
 #include "bindings.h"
 #include "proto/bundle_proto.h"
+#include "staging/device_registry.h"
 #include "trackpoint/bundle_reader.h"
 #include "trackpoint/bundle_writer.h"
 
@@ -23,6 +28,32 @@ using OutBytes = nb::ndarray<uint8_t, nb::ndim<1>, nb::c_contig,
                              nb::device::cpu>;
 
 TensorShape ToShape(const std::vector<int64_t>& dims) { return {dims}; }
+
+// (pointer, nbytes, kind, index): a tensor in device memory.
+struct DeviceRef {
+  uintptr_t ptr;
+  size_t nbytes;
+  std::string kind;
+  int index;
+};
+
+DeviceRef ToDeviceRef(nb::handle h) {
+  auto [ptr, nbytes, kind, index] =
+      nb::cast<std::tuple<uintptr_t, size_t, std::string, int>>(h);
+  return {ptr, nbytes, std::move(kind), index};
+}
+
+// The shared staging of ref's device, or an exception "<what> <device>:
+// <why>" (what names the tensor).
+std::shared_ptr<staging::DeviceStaging> StagingFor(const DeviceRef& ref,
+                                                   const std::string& what) {
+  auto staging = staging::SharedDeviceStaging(ref.kind, ref.index);
+  if (!staging.ok()) {
+    RaiseStatus(staging.status().Annotate(
+        what + " " + staging::DeviceName(ref.kind, ref.index)));
+  }
+  return std::move(staging).value();
+}
 
 TensorSlice ToSlice(const std::vector<std::tuple<int64_t, int64_t>>& extents) {
   TensorSlice slice;
@@ -86,17 +117,32 @@ void BindBundle(nb::module_& m) {
              nb::gil_scoped_release release;
              ThrowIfError(r.ReadTensor(key, out.data(), out.size()));
            })
-      // Many tensors, each into its own flat uint8 array, in parallel.
+      // Many tensors, each into its own flat uint8 array, in parallel;
+      // then those whose destination is a device tuple, staged one by one.
       .def("read_many",
            [](const BundleReader& r, const nb::list& requests, int threads) {
              std::vector<BundleReader::TensorRead> reads;
+             std::vector<std::pair<std::string, DeviceRef>> device_reads;
              reads.reserve(requests.size());
              for (nb::handle h : requests) {
-               auto [key, out] = nb::cast<std::tuple<std::string, OutBytes>>(h);
+               nb::tuple t = nb::cast<nb::tuple>(h);
+               std::string key = nb::cast<std::string>(t[0]);
+               if (nb::isinstance<nb::tuple>(t[1])) {
+                 device_reads.emplace_back(std::move(key), ToDeviceRef(t[1]));
+                 continue;
+               }
+               OutBytes out = nb::cast<OutBytes>(t[1]);
                reads.push_back({std::move(key), out.data(), out.size()});
              }
              nb::gil_scoped_release release;
              ThrowIfError(r.ReadTensors(reads, threads));
+             for (const auto& [key, ref] : device_reads) {
+               auto staging =
+                   StagingFor(ref, "cannot restore tensor '" + key + "' into");
+               ThrowIfError(r.ReadTensorToDevice(
+                   key, reinterpret_cast<void*>(ref.ptr), ref.nbytes,
+                   *staging->backend, *staging->pool));
+             }
            },
            nb::arg("requests"), nb::arg("threads") = 0)
       .def("entries",
@@ -172,7 +218,8 @@ void BindBundle(nb::module_& m) {
            nb::arg("key"), nb::arg("full_shape"), nb::arg("extents"),
            nb::arg("dtype"), nb::arg("data"), nb::arg("shard") = 0)
       // Many tensors in one call, the GIL released once for all the writes:
-      // (key, dtype, shape, flat uint8 array or list of bytes, shard) each.
+      // (key, dtype, shape, flat uint8 array or list of bytes or device
+      // tuple, shard) each.
       .def("add_batch",
            [](BundleWriter& w, const nb::list& tensors) {
              struct Item {
@@ -182,6 +229,7 @@ void BindBundle(nb::module_& m) {
                InBytes data;
                std::vector<std::string_view> strings;
                int shard;
+               std::optional<DeviceRef> device;
              };
              std::vector<Item> items;
              items.reserve(tensors.size());
@@ -191,7 +239,9 @@ void BindBundle(nb::module_& m) {
                Item item{nb::cast<std::string>(t[0]), nb::cast<int>(t[1]),
                          nb::cast<std::vector<int64_t>>(t[2]), {}, {},
                          nb::cast<int>(t[4])};
-               if (nb::isinstance<nb::list>(t[3])) {
+               if (nb::isinstance<nb::tuple>(t[3])) {
+                 item.device = ToDeviceRef(t[3]);
+               } else if (nb::isinstance<nb::list>(t[3])) {
                  for (nb::handle e : nb::cast<nb::list>(t[3])) {
                    nb::bytes b = nb::cast<nb::bytes>(e);
                    item.strings.emplace_back(b.c_str(), b.size());
@@ -205,6 +255,16 @@ void BindBundle(nb::module_& m) {
              nb::gil_scoped_release release;
              for (const Item& item : items) {
                TensorShape shape = ToShape(item.dims);
+               if (item.device) {
+                 const DeviceRef& ref = *item.device;
+                 auto staging = StagingFor(
+                     ref, "cannot save tensor '" + item.key + "' from");
+                 ThrowIfError(w.AddFromDevice(
+                     item.key, static_cast<DataType>(item.dtype), shape,
+                     reinterpret_cast<const void*>(ref.ptr), ref.nbytes,
+                     *staging->backend, *staging->pool, item.shard));
+                 continue;
+               }
                ThrowIfError(item.dtype == static_cast<int>(DataType::kString)
                                 ? w.AddString(item.key, shape, item.strings,
                                               item.shard)

@@ -4,6 +4,11 @@
 // "Device pointers" are plain integers: a CUDA address for the CUDA backend
 // (torch's tensor.data_ptr()), a host address for the fake one (a numpy
 // array's ctypes.data). Nothing checks them: this is not a public API.
+// The device_* functions use the process-wide staging of a device named by
+// kind and index (staging/device_registry.h), as the bundle bindings do;
+// dlpack_describe tells trackpoint/adapters/dlpack.py where a DLPack
+// array's memory is.
+#include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/unique_ptr.h>
 
@@ -13,6 +18,7 @@
 
 #include "bindings.h"
 #include "staging/cuda_backend.h"
+#include "staging/device_registry.h"
 #include "staging/fake_backend.h"
 #include "staging/pipeline.h"
 #include "staging/staging_pool.h"
@@ -26,6 +32,65 @@ namespace {
 
 using staging::DeviceBackend;
 using staging::StagingPool;
+
+using InBytes = nb::ndarray<const uint8_t, nb::ndim<1>, nb::c_contig,
+                            nb::device::cpu>;
+using OutBytes = nb::ndarray<uint8_t, nb::ndim<1>, nb::c_contig,
+                             nb::device::cpu>;
+
+std::shared_ptr<staging::DeviceStaging> SharedStaging(const std::string& kind,
+                                                      int index) {
+  auto staging = [&] {
+    nb::gil_scoped_release release;
+    return staging::SharedDeviceStaging(kind, index);
+  }();
+  return ValueOrThrow(std::move(staging));
+}
+
+// out.size() bytes at device_ptr, staged into out.
+void DeviceToHost(const std::string& kind, int index, uintptr_t device_ptr,
+                  OutBytes out) {
+  auto staging = SharedStaging(kind, index);
+  char* dst = reinterpret_cast<char*>(out.data());
+  nb::gil_scoped_release release;
+  ThrowIfError(staging::StageToHost(
+      *staging->backend, *staging->pool,
+      reinterpret_cast<const void*>(device_ptr), out.size(),
+      [&](const char* chunk, size_t len) {
+        std::memcpy(dst, chunk, len);
+        dst += len;
+        return OkStatus();
+      }));
+}
+
+// data, staged to device_ptr.
+void HostToDevice(const std::string& kind, int index, uintptr_t device_ptr,
+                  InBytes data) {
+  auto staging = SharedStaging(kind, index);
+  const char* src = reinterpret_cast<const char*>(data.data());
+  nb::gil_scoped_release release;
+  ThrowIfError(staging::StageToDevice(
+      *staging->backend, *staging->pool, reinterpret_cast<void*>(device_ptr),
+      data.size(), [&](char* chunk, size_t offset, size_t len) {
+        std::memcpy(chunk, src + offset, len);
+        return OkStatus();
+      }));
+}
+
+// (data pointer, DLPack device type, device id, dtype code, bits, lanes,
+//  shape, strides in elements) of anything with __dlpack__.
+nb::tuple DescribeDlpack(nb::ndarray<nb::ro> a) {
+  nb::list shape, strides;
+  for (size_t i = 0; i < a.ndim(); ++i) {
+    shape.append(static_cast<int64_t>(a.shape(i)));
+    strides.append(a.stride(i));
+  }
+  const nb::dlpack::dtype dt = a.dtype();
+  return nb::make_tuple(reinterpret_cast<uintptr_t>(a.data()),
+                        a.device_type(), a.device_id(),
+                        static_cast<int>(dt.code), static_cast<int>(dt.bits),
+                        static_cast<int>(dt.lanes), shape, strides);
+}
 
 const void* DevicePtr(uintptr_t p) { return reinterpret_cast<const void*>(p); }
 
@@ -198,6 +263,33 @@ void BindStaging(nb::module_& m) {
   m.def("stage_from_bytes", &StageFromBytes, "backend"_a, "pool"_a,
         "device_ptr"_a, "data"_a,
         "Copies data to device memory at device_ptr through the pool.");
+  m.def("device_to_host", &DeviceToHost, "kind"_a, "index"_a, "device_ptr"_a,
+        "out"_a,
+        "Stages out.size bytes at device_ptr on device (kind, index) into "
+        "the flat uint8 array out, through the device's shared pool.");
+  m.def("host_to_device", &HostToDevice, "kind"_a, "index"_a, "device_ptr"_a,
+        "data"_a,
+        "Stages the flat uint8 array data to device_ptr on device (kind, "
+        "index), through the device's shared pool.");
+  m.def(
+      "set_device_staging_pool",
+      [](size_t num_buffers, size_t buffer_bytes) {
+        ThrowIfError(
+            staging::SetSharedPoolGeometry({num_buffers, buffer_bytes}));
+      },
+      "num_buffers"_a, "buffer_bytes"_a,
+      "The pinned buffers each device's shared pool gets from now on "
+      "(existing pools are dropped once idle).");
+  m.def(
+      "device_staging_pool",
+      [] {
+        const staging::PoolGeometry g = staging::SharedPoolGeometry();
+        return nb::make_tuple(g.num_buffers, g.buffer_bytes);
+      },
+      "(num_buffers, buffer_bytes) of the shared pools made from now on.");
+  m.def("dlpack_describe", &DescribeDlpack, "array"_a,
+        "(data_ptr, device_type, device_id, dtype_code, bits, lanes, shape, "
+        "strides) of a DLPack-capable array (strides in elements).");
   m.def("d2h_bandwidth", &D2hBandwidth, "backend"_a, "pool"_a, "device_ptr"_a,
         "nbytes"_a, "repeats"_a, "crc"_a = false,
         "GB/s of `repeats` device-to-host stagings of nbytes through the "

@@ -14,6 +14,8 @@ void BindCrc32c(nanobind::module_& m);
 void BindBundle(nanobind::module_& m);
 void BindGraph(nanobind::module_& m);
 void BindStaging(nanobind::module_& m);
+void BindDistributed(nanobind::module_& m);
+void BindTesting(nanobind::module_& m);  // private test hooks
 
 // The one place a Status becomes a Python exception (bind_status.cc).
 // REQUIRES: !status.ok().

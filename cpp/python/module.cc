@@ -7,4 +7,6 @@ NB_MODULE(_core, m) {
   trackpoint::python::BindBundle(m);
   trackpoint::python::BindGraph(m);
   trackpoint::python::BindStaging(m);
+  trackpoint::python::BindDistributed(m);
+  trackpoint::python::BindTesting(m);
 }

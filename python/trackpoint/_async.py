@@ -16,6 +16,8 @@ import weakref
 
 import numpy as np
 
+from ._device import DeviceBuffer, stage
+
 _writers: "weakref.WeakSet[AsyncWriter]" = weakref.WeakSet()
 
 
@@ -35,7 +37,13 @@ class StagingPool:
         self._buffers: dict = {}
 
     def copy(self, key: str, value):
-        """A snapshot of value: a pooled array holding a copy of it (strings: a new list)."""
+        """A snapshot of value: a pooled array holding a copy of it (strings: a
+        new list). A DeviceBuffer is staged into a pooled host buffer now, so
+        the background write needs no device access."""
+        if isinstance(value, DeviceBuffer):
+            staged = stage(value, self._buffers.get(key))
+            self._buffers[key] = staged.data
+            return staged
         array = np.asarray(value)
         if array.dtype == object:
             return array.copy()

@@ -19,6 +19,7 @@ from collections import deque
 import numpy as np
 
 from . import _core
+from ._device import DeviceBuffer
 from .bundle import BundleReader
 from .dtypes import DType, as_dtype
 from .errors import DataLossError, InvalidArgumentError
@@ -66,7 +67,8 @@ def restore_values(reader: BundleReader, pending: list) -> None:
     pending: (object, {tensor name: checkpoint key}). dtypes and shapes are
     checked against each object's ``_tensor_specs`` before anything is read;
     fixed-size tensors are then read in parallel, straight into the buffers
-    from ``_restore_buffers`` where an object offers them (else into new
+    from ``_restore_buffers`` where an object offers them (numpy arrays, or
+    DeviceBuffers filled through pinned staging buffers; else into new
     arrays), and each object's ``_restore_from_tensors`` is called.
     """
     if not pending:
@@ -94,10 +96,17 @@ def restore_values(reader: BundleReader, pending: list) -> None:
             if enum == STRING_ENUM:
                 tensors[name] = reader.read(key)
                 continue
-            np_dtype = entry_dtype.as_numpy_dtype
             dst = buffers.get(name)
+            if isinstance(dst, DeviceBuffer):
+                if dst.dtype == entry_dtype and dst.shape == dims:
+                    requests.append((key, dst))  # staged to the device
+                    tensors[name] = dst
+                    continue
+                dst = None
+            np_dtype = entry_dtype.as_numpy_dtype
             if (dst is None or dst.dtype != np_dtype or dst.shape != dims
                     or not dst.flags.c_contiguous or not dst.flags.writeable):
+                reader.check_stored(key)  # before sizing a buffer by the index
                 dst = np.empty(dims, dtype=np_dtype)
             requests.append((key, dst))
             tensors[name] = dst

@@ -25,10 +25,11 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from . import _core
+from ._device import DeviceBuffer, StagedTensor, checked_dtype
 from .dtypes import DType, as_dtype
 from .errors import InvalidArgumentError
 
-__all__ = ["BundleWriter", "BundleReader", "BundleEntry", "FULL_EXTENT"]
+__all__ = ["BundleWriter", "BundleReader", "BundleEntry", "DeviceBuffer", "FULL_EXTENT"]
 
 # The length of an extent that spans its whole dimension.
 FULL_EXTENT = -1
@@ -106,7 +107,13 @@ class BundleWriter:
         """Adds a tensor: a numpy array (or anything ``np.asarray`` takes), or
         bytes/str values for a string tensor. ``dtype`` (a DType, TensorFlow
         name or numpy dtype) converts the value first, and names quantized
-        types (``"qint8"``) that numpy cannot express."""
+        types (``"qint8"``) that numpy cannot express. A
+        :class:`DeviceBuffer` is staged from device
+        memory (its own dtype and shape)."""
+        if isinstance(value, (DeviceBuffer, StagedTensor)):
+            target = checked_dtype(key, value, dtype)
+            self._writer.add_batch([(key, target.enum, list(value.shape), value._batch_data(), shard)])
+            return
         target, array = _prepare(value, dtype)
         if target.name == "string":
             self._writer.add_strings(key, list(array.shape), list(array.reshape(-1)), shard)
@@ -115,9 +122,15 @@ class BundleWriter:
 
     def add_many(self, items) -> None:
         """Adds many tensors in one call: ``(key, value, dtype)`` tuples
-        (``dtype`` may be None), all written with the GIL released once."""
+        (``dtype`` may be None), all written with the GIL released once.
+        A :class:`DeviceBuffer` value is staged from
+        device memory through pinned buffers, chunk by chunk."""
         batch = []
         for key, value, dtype in items:
+            if isinstance(value, (DeviceBuffer, StagedTensor)):
+                target = checked_dtype(key, value, dtype)
+                batch.append((key, target.enum, list(value.shape), value._batch_data(), 0))
+                continue
             target, array = _prepare(value, dtype)
             data = list(array.reshape(-1)) if target.name == "string" else _as_bytes_view(array)
             batch.append((key, target.enum, list(array.shape), data, 0))
@@ -215,11 +228,21 @@ class BundleReader:
         offset, size, crc32c, slices): cheaper for many keys."""
         return self._reader.entries(list(keys))
 
+    def check_stored(self, key: str) -> None:
+        """DataLossError unless the bytes the index claims for ``key`` lie in
+        its data file(s); call before sizing a buffer by its entry's shape."""
+        self._reader.check_stored(key)
+
     def read_into_many(self, requests) -> None:
         """Reads ``(key, array)`` pairs, each straight into its C-contiguous
         array of the tensor's dtype and shape, in parallel with the GIL released.
-        On an error the arrays' contents are unspecified."""
-        self._reader.read_many([(key, _as_bytes_view(array)) for key, array in requests])
+        A :class:`DeviceBuffer` destination is filled
+        through pinned buffers, chunk by chunk, its CRC32C verified at the
+        end. On an error the destinations' contents are unspecified."""
+        self._reader.read_many([
+            (key, dst._batch_data() if isinstance(dst, DeviceBuffer) else _as_bytes_view(dst))
+            for key, dst in requests
+        ])
 
     def read(self, key: str) -> np.ndarray:
         """The tensor under ``key`` as a new numpy array (object array of
@@ -231,7 +254,7 @@ class BundleReader:
             out = np.empty(len(strings), dtype=object)
             out[:] = strings
             return out.reshape(shape)
-        self._reader.check_stored(key)  # before sizing a buffer by the index
+        self.check_stored(key)  # before sizing a buffer by the index
         out = np.empty(shape, dtype=dtype.as_numpy_dtype)
         self._reader.read_into(key, _as_bytes_view(out))
         return out

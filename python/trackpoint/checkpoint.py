@@ -44,6 +44,8 @@ class CheckpointOptions:
     across saves: the state's size in extra memory) and write in the
     background; see :meth:`Checkpoint.sync`. ``experimental_sharding_callback``
     is accepted and ignored: bundles are written as one data file.
+    ``experimental_coordinator`` (a :class:`trackpoint.distributed.Coordinator`)
+    makes save/write/restore/read multi-process: see :mod:`trackpoint.distributed`.
     """
 
     experimental_io_device: str | None = None
@@ -52,6 +54,7 @@ class CheckpointOptions:
     enable_async: bool = False
     experimental_skip_slot_variables: bool = False
     experimental_sharding_callback: object = None
+    experimental_coordinator: object = None
 
 
 def _is_async(options: CheckpointOptions | None) -> bool:
@@ -155,6 +158,10 @@ class Checkpoint(AutoTrackable):
         """Writes the checkpoint at path, then runs on_done() and the write
         callbacks once its files are durable: before returning, or on the
         background thread with enable_async."""
+        if options is not None and options.experimental_coordinator is not None:
+            # Multi-process save (hook for trackpoint.distributed): synchronous.
+            from .distributed.saving import checkpoint_write_hook
+            return checkpoint_write_hook(self, path, options, on_done)
         root = self._graph_root()
         if _is_async(options):
             writer = self._async_writer()
@@ -223,6 +230,10 @@ class Checkpoint(AutoTrackable):
         without an object graph.
         """
         path = os.fspath(save_path)
+        if options is not None and options.experimental_coordinator is not None:
+            # Multi-process restore (hook for trackpoint.distributed): region reads.
+            from .distributed.restoring import checkpoint_read_hook
+            return checkpoint_read_hook(self, path, options)
         self.sync()
         try:
             reader = BundleReader(path)

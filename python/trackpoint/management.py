@@ -45,7 +45,10 @@ class _ParseError(ValueError):
 
 _STRING_FIELDS = {"model_checkpoint_path", "all_model_checkpoint_paths"}
 _DOUBLE_FIELDS = {"all_model_checkpoint_timestamps", "last_preserved_timestamp"}
-_LINE = re.compile(r'\s*([A-Za-z_]+)\s*:\s*(.*?)\s*$')
+# A line is "name: value" with optional blanks around both. Split with
+# str.partition, not one regex: a regex with a lazy value followed by
+# trailing blanks backtracks quadratically on long runs of blanks.
+_FIELD_NAME = re.compile(r"[A-Za-z_]+")
 _ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", '"': b'"', "'": b"'", "\\": b"\\",
             "a": b"\a", "b": b"\b", "f": b"\f", "v": b"\v", "?": b"?"}
 
@@ -89,10 +92,10 @@ def _parse_state(text: str) -> CheckpointState:
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        m = _LINE.match(line)
-        if m is None:
-            raise _ParseError(f"cannot parse line {line!r}")
-        name, value = m.groups()
+        name, colon, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon or not _FIELD_NAME.fullmatch(name):
+            raise _ParseError(f"cannot parse line {line[:200]!r}")
         if name in _STRING_FIELDS:
             value = _unquote(value)
         elif name in _DOUBLE_FIELDS:
@@ -184,6 +187,8 @@ def _quote(text: str) -> str:
             out.append(_CONTROL_ESCAPES[c])
         elif ord(c) < 0x20 or ord(c) == 0x7F:
             out.append("\\%03o" % ord(c))
+        elif 0xDC80 <= ord(c) <= 0xDCFF:  # a byte that was not UTF-8, as read
+            out.append(f"\\{ord(c) - 0xDC00:03o}")
         else:
             out.append(c)
     return '"' + "".join(out) + '"'

@@ -17,10 +17,23 @@ Crash safety: a checkpoint's files appear only complete and durable (see
 file is replaced atomically only afterwards, so a reader never finds a
 partial checkpoint. A new manager removes what an interrupted save left
 behind in its directory.
+
+One writer per directory: a manager locks its directory (an advisory
+``flock`` on the directory, no file added) from its first ``save()`` until
+:meth:`~CheckpointManager.close`, the end of a ``with`` block or garbage
+collection, and cleans up interrupted saves at construction only while no
+other process holds it. Managers of one process share the lock (TensorFlow's
+own usage makes a second manager while the first exists); ``save()`` of a
+manager in another process raises
+:class:`~trackpoint.errors.FailedPreconditionError` naming the directory and
+the pid holding it. In a multi-process save (``experimental_coordinator``)
+rank 0 is the writer and takes the lock. Readers (``latest_checkpoint``,
+``load_checkpoint``) take no lock and never see a partial checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
@@ -28,6 +41,8 @@ import os
 import re
 import time
 
+from . import _dirlock
+from .errors import FailedPreconditionError
 from .management import get_checkpoint_state, update_checkpoint_state, write_atomically
 
 __all__ = ["CheckpointManager"]
@@ -116,7 +131,15 @@ class CheckpointManager:
         self._keep_best = keep_best
         self._keep_every_n_steps = keep_every_n_steps
         self._metrics: dict = {}  # path -> metrics dict
-        self._remove_interrupted_saves()
+        self._lock = None  # the directory lock, taken by the first save
+        self._locked = False
+        self._closed = False
+        try:
+            # Leftovers are only leftovers if no other process is saving.
+            with _dirlock.held(self._directory):
+                self._remove_interrupted_saves()
+        except FailedPreconditionError as e:
+            _log.info("not removing leftovers of interrupted saves: %s", e)
         self._recover_state()
 
     # ---- recovery ----------------------------------------------------------------------
@@ -199,12 +222,46 @@ class CheckpointManager:
         """The managed checkpoints, oldest first."""
         return list(self._maybe_delete)
 
+    # ---- the directory lock --------------------------------------------------------------
+    def _lock_directory(self) -> None:
+        """Makes this process the directory's writer, or raises
+        FailedPreconditionError naming the process that is."""
+        if not self._locked:
+            os.makedirs(self._directory, exist_ok=True)
+            self._lock = _dirlock.acquire(self._directory)
+            self._locked = True
+
+    def close(self) -> None:
+        """Waits for pending saves, then releases the directory lock (another
+        process may then save into the directory); this manager can no
+        longer save. Idempotent."""
+        if not getattr(self, "_closed", True):
+            self.sync()
+        self._release()
+
+    def _release(self) -> None:
+        self._closed = True
+        lock, self._lock = getattr(self, "_lock", None), None
+        _dirlock.release(lock)
+
+    def __enter__(self) -> CheckpointManager:  # noqa: PYI034 -- Python 3.9
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # e.g. at interpreter shutdown
+            self._release()
+
     # ---- saving ----------------------------------------------------------------------
     def save(self, checkpoint_number=None, check_interval=True, options=None, metrics=None):
         """Saves a checkpoint numbered ``checkpoint_number`` (default: the
         checkpoint's incremented ``save_counter``), records it in the state file
         and deletes the checkpoints no longer kept. Returns its path, or None
         when ``checkpoint_interval`` says it is not time yet."""
+        if self._closed:
+            raise FailedPreconditionError(f"this CheckpointManager of {self._directory} was closed")
         if self._checkpoint_interval is not None:
             current = int(self._step_counter)
             if self._last_checkpoint_step is not None:
@@ -213,6 +270,9 @@ class CheckpointManager:
                 if check_interval and current < self._last_checkpoint_step + self._checkpoint_interval:
                     return None
             self._last_checkpoint_step = current
+        coordinator = getattr(options, "experimental_coordinator", None)
+        if coordinator is None or coordinator.rank == 0:
+            self._lock_directory()
         counter = self._checkpoint.save_counter
         counter.assign(int(counter) + 1)
         number = int(counter) if checkpoint_number is None else int(checkpoint_number)
@@ -224,22 +284,39 @@ class CheckpointManager:
                                  json.dumps(metrics, sort_keys=True).encode("utf-8"))
             self._record(path, metrics)
 
+        if options is not None and getattr(options, "experimental_coordinator", None) is not None:
+            # Multi-process save (hook for trackpoint.distributed): rank 0 alone
+            # writes the metrics and state files and deletes; the others mirror.
+            from .distributed.saving import manager_save_hook
+            manager_save_hook(self, path, options, metrics)
+            return path
         self._checkpoint._write(path, options, on_done=on_durable)
         return path
 
     def _record(self, path: str, metrics) -> None:
+        before = (dict(self._maybe_delete), dict(self._metrics), self._latest_checkpoint,
+                  self._last_preserved_timestamp)
         self._maybe_delete.pop(path, None)
         self._maybe_delete[path] = _now()
         self._metrics[path] = metrics
         self._latest_checkpoint = path
         doomed = self._sweep()
         # The state file stops naming a checkpoint before its files go.
-        update_checkpoint_state(
-            self._directory, self._latest_checkpoint,
-            all_model_checkpoint_paths=list(self._maybe_delete),
-            all_model_checkpoint_timestamps=list(self._maybe_delete.values()),
-            last_preserved_timestamp=self._last_preserved_timestamp,
-        )
+        try:
+            update_checkpoint_state(
+                self._directory, self._latest_checkpoint,
+                all_model_checkpoint_paths=list(self._maybe_delete),
+                all_model_checkpoint_timestamps=list(self._maybe_delete.values()),
+                last_preserved_timestamp=self._last_preserved_timestamp,
+            )
+        except BaseException:
+            # The state file (a disk full, say) still names the previous
+            # checkpoints: so does the manager, and an unrecorded new one goes.
+            (self._maybe_delete, self._metrics, self._latest_checkpoint,
+             self._last_preserved_timestamp) = before
+            if path not in before[0]:
+                self._delete_files(path)
+            raise
         for old in doomed:
             self._delete_files(old)
 

@@ -1,14 +1,24 @@
-// Helpers shared by the C++ tests: scratch directories and whole-file I/O.
+// Helpers shared by the C++ tests: scratch directories, whole-file I/O, hex
+// dumps and exact-size buffers.
 #ifndef TRACKPOINT_TESTS_TEST_UTIL_H_
 #define TRACKPOINT_TESTS_TEST_UTIL_H_
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#ifndef TRACKPOINT_FIXTURES_DIR
+#error "TRACKPOINT_FIXTURES_DIR must point at tests/fixtures"
+#endif
 
 namespace trackpoint::testing {
 
@@ -46,6 +56,92 @@ inline void WriteFileOrDie(const std::string& path, const std::string& data) {
 inline std::string FixturePath(const std::string& relative) {
   return std::string(TRACKPOINT_FIXTURES_DIR) + "/" + relative;
 }
+
+// Every bundle prefix under the fixtures directory, or under its subdirectory
+// `under`, relative to the fixtures directory and sorted: one for each
+// "*.index" file at any depth (e.g. "dtypes/ckpt", "objects/slots/ckpt").
+// Empty where the directory does not exist.
+inline std::vector<std::string> FixturePrefixes(const std::string& under = "") {
+  namespace fs = std::filesystem;
+  const fs::path root = TRACKPOINT_FIXTURES_DIR;
+  std::vector<std::string> prefixes;
+  if (!fs::is_directory(root / under)) return prefixes;
+  for (const auto& file : fs::recursive_directory_iterator(root / under)) {
+    if (!file.is_regular_file() || file.path().extension() != ".index") {
+      continue;
+    }
+    const std::string path = fs::relative(file.path(), root).string();
+    prefixes.push_back(path.substr(0, path.size() - 6));
+  }
+  std::sort(prefixes.begin(), prefixes.end());
+  return prefixes;
+}
+
+// Bytes as lower-case hex digits: "\x08\x01" -> "0801".
+inline std::string Hex(std::string_view bytes) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+// The same with a space between bytes, "08 01", as FORMAT.md lists them.
+inline std::string SpacedHex(std::string_view bytes) {
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (i > 0) out.push_back(' ');
+    out += Hex(bytes.substr(i, 1));
+  }
+  return out;
+}
+
+// "08 01 1a" or "08011A" -> bytes. White space is skipped; any other
+// character, or an odd number of digits, fails the test.
+inline std::string Unhex(std::string_view hex) {
+  std::string out;
+  int nibbles = 0;
+  int value = 0;
+  for (char c : hex) {
+    int v;
+    if (c >= '0' && c <= '9') {
+      v = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      v = c - 'a' + 10;
+    } else if (c >= 'A' && c <= 'F') {
+      v = c - 'A' + 10;
+    } else {
+      if (c != ' ' && c != '\n' && c != '\t') {
+        ADD_FAILURE() << "not a hex digit '" << c << "' in \"" << hex << '"';
+      }
+      continue;
+    }
+    value = value * 16 + v;
+    if (++nibbles == 2) {
+      out.push_back(static_cast<char>(value));
+      nibbles = value = 0;
+    }
+  }
+  if (nibbles != 0) ADD_FAILURE() << "odd number of hex digits in " << hex;
+  return out;
+}
+
+// A heap copy of exactly the bytes of s, so ASan flags any read past the end
+// (a std::string's terminating NUL and spare capacity would hide it).
+class ExactBuffer {
+ public:
+  explicit ExactBuffer(std::string_view s)
+      : data_(new char[s.size()]), size_(s.size()) {
+    std::copy(s.begin(), s.end(), data_.get());
+  }
+  std::string_view view() const { return {data_.get(), size_}; }
+
+ private:
+  std::unique_ptr<char[]> data_;
+  size_t size_;
+};
 
 }  // namespace trackpoint::testing
 

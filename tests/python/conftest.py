@@ -21,13 +21,18 @@ def load_expected(name):
     return json.loads((FIXTURES / name / "expected.json").read_text())
 
 
-def expected_value(spec):
-    """The numpy value TensorFlow's reader returned for one tensor of expected.json."""
+def expected_value(spec, strings_key="base64"):
+    """The numpy value TensorFlow's reader returned for one tensor of expected.json.
+
+    A tensor record is {"dtype", "shape"} plus "hex" (the C-order bytes) or, for
+    strings, a list of base64 elements under strings_key: "base64" in expected.json,
+    "values" in objects/*/manifest.json (see structures.decode_record).
+    """
     from trackpoint import dtypes
 
     shape = tuple(spec["shape"])
     if spec["dtype"] == "string":
-        flat = [base64.b64decode(s) for s in spec["base64"]]
+        flat = [base64.b64decode(s) for s in spec[strings_key]]
         out = np.empty(len(flat), dtype=object)
         out[:] = flat
         return out.reshape(shape)

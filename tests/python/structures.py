@@ -1,24 +1,15 @@
 """Builds trackpoint objects from the structure JSON of tests/fixtures/objects/*/manifest.json
 (the format is documented at the top of tests/fixtures/tf_interop.py)."""
 
-import base64
-
 import numpy as np
+from conftest import expected_value
 
 import trackpoint
-from trackpoint import dtypes
 
 
 def decode_record(record) -> np.ndarray:
-    """The value of a tensor record."""
-    shape = tuple(record["shape"])
-    if record["dtype"] == "string":
-        flat = [base64.b64decode(v) for v in record["values"]]
-        out = np.empty(len(flat), dtype=object)
-        out[:] = flat
-        return out.reshape(shape)
-    np_dtype = dtypes.as_dtype(record["dtype"]).as_numpy_dtype
-    return np.frombuffer(bytes.fromhex(record["hex"]), dtype=np_dtype).reshape(shape).copy()
+    """The value of a tensor record (a writable copy)."""
+    return expected_value(record, strings_key="values").copy()
 
 
 def zeros_like_record(record) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import signal
 import threading
 import time
 
@@ -136,3 +137,43 @@ def test_iterator_min_interval(tmp_path, monkeypatch):
     assert list(it) == []  # nothing new; but the interval is honoured first
     assert time.time() - start >= 0.25
     assert first.endswith("ckpt-1")
+
+
+# ---- hostile state files (regressions of tests/fuzz/state_file_fuzzer.py; the inputs
+# are in tests/fuzz/regressions/state_file/) ----------------------------------------------
+
+REGRESSIONS = FIXTURES.parent / "fuzz" / "regressions" / "state_file"
+
+
+def test_long_blank_runs_do_not_hang_the_parser():
+    # A lazy-value regex backtracked quadratically here: ~30 s for this one
+    # 60 KB line (milliseconds now). The alarm is a hang guard, not a timing.
+    text = (REGRESSIONS / "blank_run_backtracking").read_text()
+
+    def hung(*_):
+        raise TimeoutError("parsing one 60 KB line took over 10 s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    try:
+        state = management._parse_state(text)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert state.model_checkpoint_path == "a" + " " * 60000 + "x"
+
+
+def test_non_utf8_path_bytes_are_written_back_escaped(tmp_path):
+    # "\x82" is a byte that is not UTF-8: it reads as a surrogate escape and
+    # used to make update_checkpoint_state raise UnicodeEncodeError.
+    text = (REGRESSIONS / "non_utf8_path_round_trip").read_text()
+    state = management._parse_state(text)
+    assert state.model_checkpoint_path == "\udc82"
+    written = management._format_state(state)
+    assert written == 'model_checkpoint_path: "\\202"\n'
+    assert management._parse_state(written) == state
+    (tmp_path / "checkpoint").write_text(text)
+    latest = trackpoint.get_checkpoint_state(tmp_path).model_checkpoint_path
+    trackpoint.update_checkpoint_state(tmp_path, latest)
+    assert (tmp_path / "checkpoint").read_text() == (
+        'model_checkpoint_path: "\\202"\nall_model_checkpoint_paths: "\\202"\n')

@@ -22,6 +22,10 @@
 namespace trackpoint {
 
 class RandomAccessFile;
+namespace staging {
+class DeviceBackend;
+class StagingPool;
+}  // namespace staging
 
 // Thread safety: after Open, every const method may be called from several
 // threads at once.
@@ -49,6 +53,19 @@ class BundleReader {
   // its bytes (elements * DataTypeSize). A partitioned tensor is assembled
   // from its slices, which must cover it.
   Status ReadTensor(std::string_view key, void* dst, size_t nbytes) const;
+  // Like ReadTensor, into accelerator memory: the payload is read from its
+  // data file in chunks of the pool's buffer size, each straight into a
+  // pinned buffer, checksummed there and copied to device_dst while the
+  // next chunk is read (staging/pipeline.h). The CRC32C covers the whole
+  // payload, so it is verified at the end: on a mismatch device_dst holds
+  // every byte, unverified, and the call fails with DataLoss naming the key
+  // and the data file. A partitioned tensor, or a bundle of the other byte
+  // order, is assembled and verified on the host first, then copied.
+  // REQUIRES: pool was created on backend; device_dst holds nbytes that
+  // nothing else uses during the call.
+  Status ReadTensorToDevice(std::string_view key, void* device_dst,
+                            size_t nbytes, staging::DeviceBackend& backend,
+                            staging::StagingPool& pool) const;
   // Checks, before a caller allocates a buffer sized by key's shape, that
   // the bytes the index claims for it lie inside its data file(s): its own
   // extent, or for a partitioned tensor each slice's, and that the slices
@@ -83,6 +100,13 @@ class BundleReader {
   // Reads one stored (non-partitioned) payload into dst and verifies it.
   Status ReadPayload(const std::string& what, const BundleEntry& entry,
                      char* dst) const;
+  // DataLoss naming the tensor and its file unless `actual` is the CRC32C
+  // the index stores for entry's payload.
+  Status CheckCrc(const std::string& what, const BundleEntry& entry,
+                  uint32_t actual) const;
+  // InvalidArgument unless key holds a fixed-size tensor of nbytes bytes.
+  Status CheckFixedSize(std::string_view key, const BundleEntry& entry,
+                        size_t nbytes) const;
   // Checks a payload's CRC (computed as `actual`) and converts a bundle of
   // the other byte order in place.
   Status VerifyAndConvert(const std::string& what, const BundleEntry& entry,

@@ -11,6 +11,7 @@
 #define TRACKPOINT_BUNDLE_WRITER_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,6 +24,10 @@
 namespace trackpoint {
 
 class WritableFile;
+namespace staging {
+class DeviceBackend;
+class StagingPool;
+}  // namespace staging
 
 struct BundleWriterOptions {
   // Number of data files. Each Add names the shard its tensor goes to.
@@ -50,6 +55,20 @@ class BundleWriter {
   // Keys must be unique and non-empty; they may come in any order.
   Status Add(std::string_view key, DataType dtype, const TensorShape& shape,
              const void* data, size_t nbytes, int shard = 0);
+  // Like Add, for a tensor in accelerator memory: its nbytes bytes at
+  // device_ptr are copied to the host in chunks of the pool's buffer size
+  // (staging/pipeline.h), each chunk checksummed and appended to the shard
+  // while the next ones are copied; the file is the same as Add would write
+  // for the same bytes. A failed copy fails the bundle (the shard may hold
+  // part of the payload): the error, naming the key, comes back here and
+  // from Finish(), and dropping the writer deletes its files.
+  // REQUIRES: pool was created on backend, both outlive the call;
+  // device_ptr holds nbytes that stay unchanged, and are ready (every kernel
+  // writing them has finished), during the call.
+  Status AddFromDevice(std::string_view key, DataType dtype,
+                       const TensorShape& shape, const void* device_ptr,
+                       size_t nbytes, staging::DeviceBackend& backend,
+                       staging::StagingPool& pool, int shard = 0);
   // Appends a string tensor (elements in row-major order).
   Status AddString(std::string_view key, const TensorShape& shape,
                    const std::vector<std::string_view>& elements,
@@ -81,6 +100,13 @@ class BundleWriter {
   Status BeginPayload(Shard& shard, int64_t* offset);
   Status AppendFixed(std::string key, DataType dtype, const TensorShape& shape,
                      const void* data, size_t nbytes, int shard);
+  // Receives a payload's bytes in order, one chunk per call.
+  using ChunkSink = std::function<Status(const char* chunk, size_t len)>;
+  // Appends a fixed-size tensor of nbytes bytes, which produce passes, in
+  // order, to the sink it is given.
+  Status AppendPayload(std::string key, DataType dtype,
+                       const TensorShape& shape, size_t nbytes, int shard,
+                       const std::function<Status(const ChunkSink&)>& produce);
   Status AddEntry(std::string key, BundleEntry entry);
   Status WriteIndex();
   void DeleteTempFiles();

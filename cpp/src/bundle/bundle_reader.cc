@@ -7,6 +7,7 @@
 #include "bundle/slice_key.h"
 #include "bundle/string_tensor.h"
 #include "proto/bundle_proto.h"
+#include "staging/pipeline.h"
 #include "table/table.h"
 #include "trackpoint/bundle_writer.h"
 #include "trackpoint/crc32c.h"
@@ -123,17 +124,17 @@ Status BundleReader::LoadIndex() {
   }
   for (it->Next(); it->Valid(); it->Next()) {
     std::string key(it->key());
-    Result<BundleEntry> entry = ParseBundleEntry(it->value());
-    if (!entry.ok()) {
-      return entry.status().Annotate(index_name + ": entry " + Describe(key));
-    }
-    TP_RETURN_IF_ERROR(CheckEntry(key, *entry));
     // Find() searches a sorted array; unsorted or repeated keys (a data
     // block listed twice) are damage.
     if (key.empty() || (!entries_.empty() && key <= entries_.back().first)) {
       return DataLossError(index_name + ": keys out of order at entry " +
                            Describe(key));
     }
+    Result<BundleEntry> entry = ParseBundleEntry(it->value());
+    if (!entry.ok()) {
+      return entry.status().Annotate(index_name + ": entry " + Describe(key));
+    }
+    TP_RETURN_IF_ERROR(CheckEntry(key, *entry));
     entries_.emplace_back(std::move(key), std::move(entry).value());
   }
   TP_RETURN_IF_ERROR(it->status());
@@ -253,9 +254,9 @@ Status BundleReader::ReadPayload(const std::string& what,
       what, entry, crc32c::Value(dst, static_cast<size_t>(entry.size)), dst);
 }
 
-Status BundleReader::VerifyAndConvert(const std::string& what,
-                                      const BundleEntry& entry,
-                                      uint32_t actual, char* dst) const {
+Status BundleReader::CheckCrc(const std::string& what,
+                              const BundleEntry& entry,
+                              uint32_t actual) const {
   const uint32_t expected = crc32c::Unmask(entry.crc32c);
   if (actual != expected) {
     return DataLossError("checksum mismatch for " + what + " in " +
@@ -265,6 +266,13 @@ Status BundleReader::VerifyAndConvert(const std::string& what,
                          ": stored " + Hex32(expected) + ", computed " +
                          Hex32(actual) + " (data corrupted)");
   }
+  return OkStatus();
+}
+
+Status BundleReader::VerifyAndConvert(const std::string& what,
+                                      const BundleEntry& entry,
+                                      uint32_t actual, char* dst) const {
+  TP_RETURN_IF_ERROR(CheckCrc(what, entry, actual));
   const bool swap =
       (header_.endianness == Endianness::kBig) != HostIsBigEndian();
   if (swap) {
@@ -279,26 +287,76 @@ Status BundleReader::VerifyAndConvert(const std::string& what,
   return OkStatus();
 }
 
-Status BundleReader::ReadTensor(std::string_view key, void* dst,
-                                size_t nbytes) const {
-  TP_ASSIGN_OR_RETURN(const BundleEntry* entry, Lookup(key));
-  const size_t element_size = DataTypeSize(entry->dtype);
+Status BundleReader::CheckFixedSize(std::string_view key,
+                                    const BundleEntry& entry,
+                                    size_t nbytes) const {
+  const size_t element_size = DataTypeSize(entry.dtype);
   if (element_size == 0) {
     return InvalidArgumentError(
         Describe(key) + " in " + prefix_ + " is a " +
-        DataTypeName(entry->dtype) + " tensor, not a fixed-size one");
+        DataTypeName(entry.dtype) + " tensor, not a fixed-size one");
   }
   int64_t num_elements = 0;
-  TP_RETURN_IF_ERROR(ValidateShape(entry->shape, &num_elements));
+  TP_RETURN_IF_ERROR(ValidateShape(entry.shape, &num_elements));
   if (static_cast<uint64_t>(num_elements) * element_size != nbytes) {
     return InvalidArgumentError(
         "buffer of " + std::to_string(nbytes) + " bytes given for " +
         Describe(key) + ", which has " +
         std::to_string(num_elements * element_size));
   }
+  return OkStatus();
+}
+
+Status BundleReader::ReadTensor(std::string_view key, void* dst,
+                                size_t nbytes) const {
+  TP_ASSIGN_OR_RETURN(const BundleEntry* entry, Lookup(key));
+  TP_RETURN_IF_ERROR(CheckFixedSize(key, *entry, nbytes));
   char* out = static_cast<char*>(dst);
   if (!entry->slices.empty()) return ReadSliced(key, *entry, out);
   return ReadPayload("tensor " + Describe(key), *entry, out);
+}
+
+Status BundleReader::ReadTensorToDevice(std::string_view key, void* device_dst,
+                                        size_t nbytes,
+                                        staging::DeviceBackend& backend,
+                                        staging::StagingPool& pool) const {
+  TP_ASSIGN_OR_RETURN(const BundleEntry* entry, Lookup(key));
+  TP_RETURN_IF_ERROR(CheckFixedSize(key, *entry, nbytes));
+  const std::string what = "tensor " + Describe(key);
+  const std::string context = "staging " + what + " of " + prefix_ + " to " +
+                              backend.name();
+  const bool swap =
+      (header_.endianness == Endianness::kBig) != HostIsBigEndian();
+  if (!entry->slices.empty() || swap) {
+    // Assembled (or byte-swapped) and verified on the host, then copied.
+    TP_RETURN_IF_ERROR(CheckStored(key));  // before sizing a buffer by it
+    std::vector<char> host(nbytes);
+    TP_RETURN_IF_ERROR(ReadTensor(key, host.data(), nbytes));
+    return staging::StageToDevice(backend, pool, device_dst, nbytes,
+                                  [&](char* chunk, size_t offset, size_t len) {
+                                    std::memcpy(chunk, host.data() + offset,
+                                                len);
+                                    return OkStatus();
+                                  })
+        .Annotate(context);
+  }
+  TP_ASSIGN_OR_RETURN(const RandomAccessFile* file, DataFile(entry->shard_id));
+  TP_RETURN_IF_ERROR(ExtentInFile(what, *entry, *file));
+  // The pipeline asks for the chunks in order, so the CRC extends in order.
+  uint32_t crc = 0;
+  TP_RETURN_IF_ERROR(
+      staging::StageToDevice(
+          backend, pool, device_dst, nbytes,
+          [&](char* chunk, size_t offset, size_t len) {
+            TP_RETURN_IF_ERROR(
+                file->Read(static_cast<uint64_t>(entry->offset) + offset, len,
+                           chunk)
+                    .Annotate("reading " + what));
+            crc = crc32c::Extend(crc, chunk, len);
+            return OkStatus();
+          })
+          .Annotate(context));
+  return CheckCrc(what, *entry, crc);
 }
 
 Status BundleReader::CheckStored(std::string_view key) const {

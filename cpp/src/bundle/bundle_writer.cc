@@ -19,6 +19,7 @@
 #include "bundle/slice_key.h"
 #include "bundle/string_tensor.h"
 #include "proto/bundle_proto.h"
+#include "staging/pipeline.h"
 #include "table/table_builder.h"
 #include "trackpoint/crc32c.h"
 #include "util/file.h"
@@ -125,9 +126,41 @@ Status BundleWriter::Add(std::string_view key, DataType dtype,
   return AppendFixed(std::string(key), dtype, shape, data, nbytes, shard_id);
 }
 
+Status BundleWriter::AddFromDevice(std::string_view key, DataType dtype,
+                                   const TensorShape& shape,
+                                   const void* device_ptr, size_t nbytes,
+                                   staging::DeviceBackend& backend,
+                                   staging::StagingPool& pool, int shard_id) {
+  TP_RETURN_IF_ERROR(CheckNewKey(key, shard_id));
+  std::string name(key);
+  return AppendPayload(
+      std::move(name), dtype, shape, nbytes, shard_id,
+      [&](const ChunkSink& sink) {
+        return staging::StageToHost(backend, pool, device_ptr, nbytes, sink)
+            .Annotate("staging tensor '" + std::string(key) + "' from " +
+                      backend.name());
+      });
+}
+
 Status BundleWriter::AppendFixed(std::string key, DataType dtype,
                                  const TensorShape& shape, const void* data,
                                  size_t nbytes, int shard_id) {
+  const char* bytes = static_cast<const char*>(data);
+  auto produce = [&](const ChunkSink& sink) {
+    for (size_t done = 0; done < nbytes;) {
+      const size_t n = std::min(kWriteChunk, nbytes - done);
+      TP_RETURN_IF_ERROR(sink(bytes + done, n));
+      done += n;
+    }
+    return OkStatus();
+  };
+  return AppendPayload(std::move(key), dtype, shape, nbytes, shard_id,
+                       produce);
+}
+
+Status BundleWriter::AppendPayload(
+    std::string key, DataType dtype, const TensorShape& shape, size_t nbytes,
+    int shard_id, const std::function<Status(const ChunkSink&)>& produce) {
   if (entries_.count(key)) {
     return InvalidArgumentError("duplicate tensor key '" + key + "'");
   }
@@ -154,15 +187,21 @@ Status BundleWriter::AppendFixed(std::string key, DataType dtype,
   entry.size = static_cast<int64_t>(nbytes);
   // One pass over the tensor: each chunk is checksummed while it is in cache,
   // then written.
-  const char* bytes = static_cast<const char*>(data);
   uint32_t crc = 0;
-  for (size_t done = 0; done < nbytes;) {
-    const size_t n = std::min(kWriteChunk, nbytes - done);
-    crc = crc32c::Extend(crc, bytes + done, n);
-    status_ = shard.file->Append(std::string_view(bytes + done, n));
-    TP_RETURN_IF_ERROR(status_);
-    done += n;
+  size_t written = 0;
+  status_ = produce([&](const char* chunk, size_t len) {
+    crc = crc32c::Extend(crc, chunk, len);
+    TP_RETURN_IF_ERROR(shard.file->Append(std::string_view(chunk, len)));
+    written += len;
+    return OkStatus();
+  });
+  if (status_.ok() && written != nbytes) {
+    status_ = InternalError("key '" + key + "': " + std::to_string(written) +
+                            " of " + std::to_string(nbytes) +
+                            " bytes produced");
   }
+  // Part of the payload may be in the file: the bundle is lost (sticky).
+  TP_RETURN_IF_ERROR(status_);
   entry.crc32c = crc32c::Mask(crc);
   shard.size += entry.size;
   return AddEntry(std::move(key), std::move(entry));

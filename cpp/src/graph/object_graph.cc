@@ -100,21 +100,6 @@ void AppendObject(const TrackableObject& object, std::string* out) {
 // ---- parsing (protobuf merge semantics: repeated fields accumulate, scalars
 // keep the last value, a message field seen twice is merged) -----------------
 
-Status FieldError(const char* message, const char* field,
-                  const ProtoReader& r) {
-  return DataLossError(std::string("malformed ") + message + "." + field +
-                       ": " + r.error());
-}
-
-Status EndStatus(const char* message, const ProtoReader& r) {
-  if (r.ok()) return OkStatus();
-  return DataLossError(std::string("malformed ") + message + ": " + r.error());
-}
-
-std::string Where(const char* message, const char* field) {
-  return std::string("in ") + message + "." + field;
-}
-
 // Whether bytes is well-formed UTF-8 (no overlong forms, surrogates or code
 // points past U+10FFFF), as protobuf requires of a proto3 string.
 bool IsValidUtf8(std::string_view bytes) {

@@ -45,22 +45,6 @@ namespace {
 // ---- error helpers ----------------------------------------------------------
 
 // The reader failed while reading message.field.
-Status FieldError(const char* message, const char* field,
-                  const ProtoReader& r) {
-  return DataLossError(std::string("malformed ") + message + "." + field +
-                       ": " + r.error());
-}
-
-// OK if the reader stopped at the end of the input, else the framing error.
-Status EndStatus(const char* message, const ProtoReader& r) {
-  if (r.ok()) return OkStatus();
-  return DataLossError(std::string("malformed ") + message + ": " + r.error());
-}
-
-std::string Where(const char* message, const char* field) {
-  return std::string("in ") + message + "." + field;
-}
-
 constexpr char kHeaderName[] = "BundleHeaderProto";
 constexpr char kEntryName[] = "BundleEntryProto";
 constexpr char kShapeName[] = "TensorShapeProto";

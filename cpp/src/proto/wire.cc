@@ -224,4 +224,19 @@ bool ProtoReader::Skip() {
               " uses a group wire type, which is not supported");
 }
 
+Status FieldError(const char* message, const char* field,
+                  const ProtoReader& r) {
+  return DataLossError(std::string("malformed ") + message + "." + field +
+                       ": " + r.error());
+}
+
+Status EndStatus(const char* message, const ProtoReader& r) {
+  if (r.ok()) return OkStatus();
+  return DataLossError(std::string("malformed ") + message + ": " + r.error());
+}
+
+std::string Where(const char* message, const char* field) {
+  return std::string("in ") + message + "." + field;
+}
+
 }  // namespace trackpoint

@@ -26,6 +26,8 @@
 #include <string_view>
 #include <vector>
 
+#include "trackpoint/status.h"
+
 namespace trackpoint {
 
 enum class WireType : uint8_t {
@@ -132,6 +134,15 @@ class ProtoReader {
   bool value_pending_ = false;  // a tag was read, its value was not
   std::string error_;
 };
+
+// Errors of message decoders built on ProtoReader, all DataLoss:
+// "malformed <message>.<field>: <reader error>" for a field that did not
+// decode; EndStatus is OK if the reader stopped at the end of its input, else
+// "malformed <message>: <framing error>"; Where gives "in <message>.<field>"
+// to prefix errors of nested decoders.
+Status FieldError(const char* message, const char* field, const ProtoReader& r);
+Status EndStatus(const char* message, const ProtoReader& r);
+std::string Where(const char* message, const char* field);
 
 }  // namespace trackpoint
 

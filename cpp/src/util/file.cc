@@ -4,14 +4,55 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <mutex>
 #include <random>
 
 namespace trackpoint {
 namespace {
 
 constexpr size_t kWriteBufferSize = 1 << 20;
+
+// ---- fault injection (SetIoFaultForTesting) --------------------------------
+struct FaultState {
+  std::mutex mu;
+  IoFault fault = IoFault::kNone;
+  uint64_t budget = 0;  // bytes still written normally
+};
+FaultState& Faults() {
+  static FaultState* const state = new FaultState;
+  return *state;
+}
+std::atomic<bool> g_fault_set{false};  // the fast path: nothing injected
+
+// Before writing n bytes: how many of them may reach the file; *fail_errno
+// is the errno to fail with after those (0: none).
+size_t AllowWrite(size_t n, int* fail_errno) {
+  *fail_errno = 0;
+  if (!g_fault_set.load(std::memory_order_acquire)) return n;
+  FaultState& f = Faults();
+  std::lock_guard<std::mutex> lock(f.mu);
+  size_t allowed = n;
+  const bool write_fault =
+      f.fault == IoFault::kWriteNoSpace || f.fault == IoFault::kWriteIoError;
+  if (write_fault && n > f.budget) {
+    allowed = static_cast<size_t>(f.budget);
+    *fail_errno = f.fault == IoFault::kWriteNoSpace ? ENOSPC : EIO;
+  }
+  f.budget -= std::min<uint64_t>(f.budget, allowed);
+  return allowed;
+}
+
+// True when `fault` is injected and its byte budget is spent.
+bool FaultArmed(IoFault fault) {
+  if (!g_fault_set.load(std::memory_order_acquire)) return false;
+  FaultState& f = Faults();
+  std::lock_guard<std::mutex> lock(f.mu);
+  return f.fault == fault && f.budget == 0;
+}
 
 std::string RangeMessage(const std::string& name, uint64_t offset, size_t n,
                          uint64_t size) {
@@ -47,8 +88,14 @@ class PosixWritableFile final : public WritableFile {
 
   Status Sync() override {
     TP_RETURN_IF_ERROR(FlushBuffer());
-    if (fd_ >= 0 && ::fsync(fd_) != 0) {
-      status_ = ErrnoToStatus(errno, "fsync " + name_);
+    if (fd_ >= 0) {
+      int err = 0;
+      if (FaultArmed(IoFault::kSyncIoError)) {
+        err = EIO;
+      } else if (::fsync(fd_) != 0) {
+        err = errno;
+      }
+      if (err != 0) status_ = ErrnoToStatus(err, "fsync " + name_);
     }
     return status_;
   }
@@ -74,6 +121,8 @@ class PosixWritableFile final : public WritableFile {
   }
 
   Status WriteRaw(const char* data, size_t n) {
+    int fault = 0;
+    n = AllowWrite(n, &fault);
     while (n > 0) {
       ssize_t written = ::write(fd_, data, n);
       if (written < 0) {
@@ -84,7 +133,8 @@ class PosixWritableFile final : public WritableFile {
       data += written;
       n -= static_cast<size_t>(written);
     }
-    return OkStatus();
+    if (fault != 0) status_ = ErrnoToStatus(fault, "write " + name_);
+    return status_;
   }
 
   int fd_;
@@ -174,8 +224,7 @@ Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) {
   return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
 }
 
-Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-    const std::string& path) {
+Result<OpenedFile> OpenForReading(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoToStatus(errno, "cannot open " + path);
   struct stat st;
@@ -188,8 +237,14 @@ Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
     ::close(fd);
     return InvalidArgumentError(path + " is a directory, not a file");
   }
+  return OpenedFile{fd, static_cast<uint64_t>(st.st_size)};
+}
+
+Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+    const std::string& path) {
+  TP_ASSIGN_OR_RETURN(OpenedFile opened, OpenForReading(path));
   return std::unique_ptr<RandomAccessFile>(
-      new PosixRandomAccessFile(fd, path, static_cast<uint64_t>(st.st_size)));
+      new PosixRandomAccessFile(opened.fd, path, opened.size));
 }
 
 std::unique_ptr<WritableFile> NewStringWritableFile(std::string* contents,
@@ -216,8 +271,14 @@ Result<uint64_t> GetFileSize(const std::string& path) {
 }
 
 Status RenameFile(const std::string& from, const std::string& to) {
-  if (::rename(from.c_str(), to.c_str()) != 0) {
-    return ErrnoToStatus(errno, "cannot rename " + from + " to " + to);
+  int err = 0;
+  if (FaultArmed(IoFault::kRenameIoError)) {
+    err = EIO;
+  } else if (::rename(from.c_str(), to.c_str()) != 0) {
+    err = errno;
+  }
+  if (err != 0) {
+    return ErrnoToStatus(err, "cannot rename " + from + " to " + to);
   }
   return OkStatus();
 }
@@ -247,7 +308,13 @@ Status SyncDir(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoToStatus(errno, "cannot open directory " + path);
   Status s;
-  if (::fsync(fd) != 0) s = ErrnoToStatus(errno, "fsync directory " + path);
+  int err = 0;
+  if (FaultArmed(IoFault::kDirSyncIoError)) {
+    err = EIO;
+  } else if (::fsync(fd) != 0) {
+    err = errno;
+  }
+  if (err != 0) s = ErrnoToStatus(err, "fsync directory " + path);
   ::close(fd);
   return s;
 }
@@ -259,6 +326,14 @@ std::string Dirname(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return path.substr(0, slash);
+}
+
+void SetIoFaultForTesting(IoFault fault, uint64_t after_bytes) {
+  FaultState& f = Faults();
+  std::lock_guard<std::mutex> lock(f.mu);
+  f.fault = fault;
+  f.budget = after_bytes;
+  g_fault_set.store(fault != IoFault::kNone, std::memory_order_release);
 }
 
 uint64_t RandomU64() {

@@ -39,6 +39,14 @@ class RandomAccessFile {
 };
 
 Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path);
+
+// An existing regular file opened read-only: its descriptor, which the caller
+// closes, and its size. A directory is an InvalidArgument error.
+struct OpenedFile {
+  int fd;
+  uint64_t size;
+};
+Result<OpenedFile> OpenForReading(const std::string& path);
 Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
     const std::string& path);
 
@@ -62,6 +70,29 @@ Status SyncDir(const std::string& path);
 std::string Dirname(const std::string& path);
 // A random unsigned 64-bit number, for temporary file names.
 uint64_t RandomU64();
+
+// ---- Fault injection, for tests ---------------------------------------------
+// A process-wide hook that makes the POSIX files above fail the way a full or
+// failing disk does. Once `after_bytes` more bytes have been written through
+// NewWritableFile files (counted from the call, all files together):
+//   kWriteNoSpace / kWriteIoError: the write that crosses the budget writes
+//     the bytes below it, then fails with ENOSPC / EIO, and so does every
+//     later write;
+//   kSyncIoError: every fsync of a WritableFile fails with EIO;
+//   kDirSyncIoError: every SyncDir fails with EIO;
+//   kRenameIoError: every RenameFile fails with EIO.
+// kNone (or a new call) disarms it. The string-backed files are not
+// affected. Thread safety: may be called from any thread; files see the
+// change at their next write, sync or rename.
+enum class IoFault {
+  kNone,
+  kWriteNoSpace,
+  kWriteIoError,
+  kSyncIoError,
+  kDirSyncIoError,
+  kRenameIoError,
+};
+void SetIoFaultForTesting(IoFault fault, uint64_t after_bytes);
 
 }  // namespace trackpoint
 

@@ -1,29 +1,19 @@
 #include "util/mapped_file.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+
+#include "util/file.h"
 
 namespace trackpoint {
 
 Result<std::shared_ptr<const MappedFile>> MappedFile::Open(
     const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno, "cannot open " + path);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    Status s = ErrnoToStatus(errno, "cannot stat " + path);
-    ::close(fd);
-    return s;
-  }
-  if (S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    return InvalidArgumentError(path + " is a directory, not a file");
-  }
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  TP_ASSIGN_OR_RETURN(OpenedFile opened, OpenForReading(path));
+  const int fd = opened.fd;
+  const uint64_t size = opened.size;
   void* data = nullptr;
   if (size > 0) {
     // The mapping keeps its own reference to the file; the descriptor can go.

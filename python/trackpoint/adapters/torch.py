@@ -20,10 +20,15 @@ with ``model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))``)::
   buffers, then its submodules, each in registration order (the order of
   ``state_dict()``), named as torch names them. Non-persistent buffers and
   ``get_extra_state()`` are not saved.
-- A **tensor** is a variable (``VARIABLE_VALUE``). Saving reads it on the CPU
-  (GPU tensors are copied there first); restoring copies into the existing
-  tensor in place, on its own device, so the module and its optimizer keep
-  working on the same storage. bfloat16 and float8 need ``ml_dtypes``.
+- A **tensor** is a variable (``VARIABLE_VALUE``). Saving reads a CPU tensor
+  in place; a CUDA tensor is staged to the host chunk by chunk through a pool
+  of pinned buffers, each chunk checksummed and written while the next is
+  copied (``trackpoint._device``). Restoring writes into the existing tensor
+  in place, on its own device (a CUDA tensor through the same pinned
+  buffers), so the module and its optimizer keep working on the same
+  storage. Before a CUDA tensor is staged, its device's current stream is
+  synchronized, so kernels queued on it have finished. CPU bfloat16 and
+  float8 tensors need ``ml_dtypes``; CUDA ones do not (bytes are bytes).
 - An **optimizer**'s per-parameter state (``optimizer.state[p]``) is saved as
   TensorFlow saves slot variables: under the parameter's path, one slot per
   state key (``exp_avg``, ``exp_avg_sq``, ``momentum_buffer``, and the
@@ -66,6 +71,7 @@ import numbers
 
 import numpy as np
 
+from .._device import DeviceBuffer
 from ..dtypes import as_dtype
 from . import cached_adapter
 from ..errors import InvalidArgumentError
@@ -128,6 +134,46 @@ def _from_numpy(array: np.ndarray):
     return torch.from_numpy(array)
 
 
+# The tensors staged as device memory, and the staging kind they use: CUDA
+# tensors, through the CUDA runtime. (Tests replace both to stage CPU tensors
+# through the fake backend, which takes host memory for device memory.)
+def _is_staged(tensor) -> bool:
+    return tensor.device.type == "cuda"
+
+
+_STAGING_KIND = "cuda"
+
+
+def _device_buffer(tensor, for_restore: bool = False) -> DeviceBuffer:
+    """A DeviceBuffer over a dense CUDA tensor's memory. A saved tensor that
+    is not contiguous (or carries a conj/neg bit) is copied to a contiguous
+    one on the device first; a restore target that is not gets a scratch
+    tensor, copied into it by ``_copy_into``. Synchronizes the tensor's
+    current stream, so that queued kernels touching it have finished."""
+    torch = _torch()
+    if tensor.layout != torch.strided:
+        raise ValueError(f"cannot save a {tensor.layout} tensor: only dense tensors are supported")
+    dtype, shape = _spec(tensor)
+    t = tensor.detach()
+    if for_restore:
+        if not t.is_contiguous() or t.is_conj() or t.is_neg():
+            t = torch.empty(t.shape, dtype=t.dtype, device=t.device)
+    else:
+        t = t.resolve_conj().resolve_neg().contiguous()
+    if t.device.type == "cuda":
+        torch.cuda.current_stream(t.device).synchronize()
+    return DeviceBuffer(t.data_ptr(), t.numel() * t.element_size(), dtype, shape,
+                        kind=_STAGING_KIND, index=t.device.index or 0, keepalive=t)
+
+
+def _saved_value(tensor):
+    """What a save writes for a tensor: a DeviceBuffer for a CUDA tensor
+    (staged through pinned buffers), else a numpy array (see _to_numpy)."""
+    if _is_staged(tensor):
+        return _device_buffer(tensor)
+    return _to_numpy(tensor)
+
+
 def _spec(tensor) -> tuple:
     """(DType, shape) of a torch tensor."""
     name = _dtype_name(tensor)
@@ -142,8 +188,14 @@ def _spec(tensor) -> tuple:
 
 def _live_buffer(tensor) -> dict:
     """{VARIABLE_VALUE: a numpy view of the tensor's memory} for a dense,
-    contiguous CPU tensor, which a restore then reads straight into; else {}."""
+    contiguous CPU tensor, which a restore then reads straight into; for a
+    dense CUDA tensor a DeviceBuffer (see _device_buffer); else {}."""
     torch = _torch()
+    if _is_staged(tensor) and tensor.layout == torch.strided:
+        try:
+            return {VARIABLE_VALUE: _device_buffer(tensor, for_restore=True)}
+        except InvalidArgumentError:  # no TensorFlow dtype: the restore says so
+            return {}
     if (
         tensor.device.type != "cpu"
         or tensor.layout != torch.strided
@@ -158,11 +210,20 @@ def _live_buffer(tensor) -> dict:
         return {}
 
 
-def _copy_into(tensor, array: np.ndarray) -> None:
+def _copy_into(tensor, array) -> None:
     """Writes array into tensor in place, on the tensor's device. When the
     restore already read into the tensor's own memory (``_live_buffer``),
-    only tells autograd that the tensor changed."""
+    only tells autograd that the tensor changed; when it read into a scratch
+    CUDA tensor, copies that on the device."""
     torch = _torch()
+    if isinstance(array, DeviceBuffer):
+        staged = array.keepalive
+        if staged.data_ptr() == tensor.data_ptr() and staged.shape == tensor.shape:
+            torch.autograd.graph.increment_version(tensor)
+            return
+        with torch.no_grad():
+            tensor.copy_(staged)
+        return
     if (
         array.size
         and tensor.device.type == "cpu"
@@ -225,7 +286,7 @@ class Tensor(Trackable):
         return f"<trackpoint torch Tensor {dtype.name}{list(shape)} on {self._self_tensor.device}>"
 
     def _serialize_to_tensors(self) -> dict:
-        return {VARIABLE_VALUE: _to_numpy(self._self_tensor)}
+        return {VARIABLE_VALUE: _saved_value(self._self_tensor)}
 
     def _tensor_names(self) -> list:
         return [VARIABLE_VALUE]
@@ -366,7 +427,7 @@ class _Slot(Trackable):
         value = self._value()
         torch = _torch()
         if isinstance(value, torch.Tensor):
-            return {VARIABLE_VALUE: _to_numpy(value)}
+            return {VARIABLE_VALUE: _saved_value(value)}
         return {VARIABLE_VALUE: np.asarray(value)}
 
     def _tensor_names(self) -> list:

@@ -46,7 +46,9 @@ class Trackable:
         return {}
 
     def _serialize_to_tensors(self) -> dict:
-        """The tensors this object saves itself: name -> array-like."""
+        """The tensors this object saves itself: name -> array-like, or a
+        ``trackpoint.bundle.DeviceBuffer`` for memory on an accelerator
+        (staged to the host through pinned buffers as it is written)."""
         return {}
 
     def _restore_from_tensors(self, tensors: dict) -> None:
@@ -58,8 +60,10 @@ class Trackable:
 
     def _restore_buffers(self) -> dict:
         """name -> a writable, C-contiguous numpy array a restore may read the
-        tensor straight into (the live memory), when dtype and shape match.
-        ``_restore_from_tensors`` then receives those same arrays. Optional."""
+        tensor straight into (the live memory), when dtype and shape match;
+        or a ``trackpoint.bundle.DeviceBuffer`` (with the tensor's dtype
+        and shape) for device memory, filled through pinned buffers.
+        ``_restore_from_tensors`` then receives those same objects. Optional."""
         return {}
 
     def _tensor_specs(self) -> dict:

@@ -5,13 +5,17 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <limits>
 
 #include "bundle/string_tensor.h"
 #include "proto/bundle_proto.h"
+#include "table/block_builder.h"
+#include "table/format.h"
 #include "table/table_builder.h"
 #include "test_util.h"
 #include "trackpoint/bundle_writer.h"
 #include "trackpoint/crc32c.h"
+#include "util/coding.h"
 #include "util/file.h"
 
 namespace trackpoint {
@@ -356,6 +360,340 @@ TEST(BundleReaderTest, ReadTensorsReadsEverythingInParallelChunks) {
   // A buffer of the wrong size is an argument error.
   EXPECT_EQ((*corrupt)->ReadTensors({{"small", small_back.data(), 16}}).code(),
             StatusCode::kInvalidArgument);
+}
+
+
+// ---- limits: hostile indexes (issue #8; the inputs are also saved under
+// tests/fuzz/regressions/bundle_reader/) -------------------------------------
+
+// A string tensor of INT64_MAX elements: "size < elements + 4" overflowed
+// int64 (undefined behaviour; UBSan stops there).
+TEST(BundleReaderTest, StringEntryOfInt64MaxElementsIsDataLoss) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  WriteFileOrDie(prefix + ".data-00000-of-00001", std::string(64, '\0'));
+  BundleEntry entry;
+  entry.dtype = DataType::kString;
+  entry.shape = {{std::numeric_limits<int64_t>::max()}};
+  entry.size = 64;
+  WriteIndex(prefix, Header(1), {{"s", entry}});
+  auto reader = BundleReader::Open(prefix);
+  EXPECT_EQ(reader.status().code(), StatusCode::kDataLoss);
+  EXPECT_TRUE(Contains(reader.status(), "too small")) << reader.status().ToString();
+}
+
+// elements * 16 wraps past 2^64 to exactly the claimed size: was accepted,
+// so a caller sized a buffer of 1.2e18 complex128 elements.
+TEST(BundleReaderTest, SizeThatIsAWrappedProductIsDataLoss) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  WriteFileOrDie(prefix + ".data-00000-of-00001", "");
+  BundleEntry entry;
+  entry.dtype = DataType::kComplex128;
+  entry.shape = {{1229782938247303442}};
+  entry.size = 1229782938247303456;
+  ASSERT_EQ(uint64_t{1229782938247303442} * 16, uint64_t{1229782938247303456});
+  WriteIndex(prefix, Header(1), {{"z", entry}});
+  EXPECT_EQ(BundleReader::Open(prefix).status().code(), StatusCode::kDataLoss);
+}
+
+// An index whose entries name one data block twice: iterating yields its
+// keys twice (out of order). Find() relies on sorted keys, and a small file
+// listing a big block many times would make Open() loop and allocate for
+// every repetition.
+TEST(BundleReaderTest, DataBlockListedTwiceIsDataLoss) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  const std::string payload(4, '\0');
+  WriteFileOrDie(prefix + ".data-00000-of-00001", payload);
+  BundleEntry entry;
+  entry.dtype = DataType::kFloat;
+  entry.shape = {{1}};
+  entry.size = 4;
+  entry.crc32c = crc32c::Mask(crc32c::Value(payload.data(), 4));
+
+  std::string file;
+  auto add_block = [&file](std::string_view contents) {
+    table::BlockHandle handle(file.size(), contents.size());
+    file.append(contents);
+    char trailer[table::kBlockTrailerSize] = {table::kNoCompression};
+    std::string stored(contents);
+    stored.push_back(table::kNoCompression);
+    EncodeFixed32(trailer + 1, crc32c::Mask(crc32c::Value(stored.data(),
+                                                          stored.size())));
+    file.append(trailer, sizeof(trailer));
+    return handle;
+  };
+  table::BlockBuilder data(16);
+  data.Add("", SerializeBundleHeader(Header(1)));
+  data.Add("a", SerializeBundleEntry(entry));
+  const table::BlockHandle block = add_block(data.Finish());
+  table::BlockBuilder meta(16);
+  const table::BlockHandle metaindex = add_block(meta.Finish());
+  std::string handle;
+  block.EncodeTo(&handle);
+  table::BlockBuilder index(1);
+  index.Add("a", handle);
+  index.Add("b", handle);  // the same block again
+  table::Footer footer;
+  footer.set_metaindex_handle(metaindex);
+  footer.set_index_handle(add_block(index.Finish()));
+  footer.EncodeTo(&file);
+  WriteFileOrDie(prefix + ".index", file);
+
+  auto reader = BundleReader::Open(prefix);
+  EXPECT_EQ(reader.status().code(), StatusCode::kDataLoss);
+  EXPECT_TRUE(Contains(reader.status(), "out of order"))
+      << reader.status().ToString();
+}
+
+// CheckStored: what a caller runs before sizing a buffer by an entry's
+// shape. An entry consistent in itself (10^18 uint8 elements, size 10^18)
+// is only refuted by its data file's size.
+TEST(BundleReaderTest, CheckStoredRefutesExtentsPastTheDataFile) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  WriteFileOrDie(prefix + ".data-00000-of-00001", std::string(16, '\0'));
+  BundleEntry huge;
+  huge.dtype = DataType::kUint8;
+  huge.shape = {{1000000, 1000000, 1000000}};
+  huge.size = 1000000000000000000;
+  BundleEntry fits;
+  fits.dtype = DataType::kUint8;
+  fits.shape = {{16}};
+  fits.size = 16;
+  BundleEntry past = fits;
+  past.offset = 8;
+  WriteIndex(prefix, Header(1), {{"fits", fits}, {"huge", huge}, {"past", past}});
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_TRUE((*reader)->CheckStored("fits").ok());
+  Status s = (*reader)->CheckStored("huge");
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  EXPECT_TRUE(Contains(s, "data-00000-of-00001")) << s.ToString();
+  EXPECT_TRUE(Contains(s, "which has 16")) << s.ToString();
+  EXPECT_EQ((*reader)->CheckStored("past").code(), StatusCode::kDataLoss);
+  EXPECT_EQ((*reader)->CheckStored("nothing").code(), StatusCode::kNotFound);
+}
+
+// For a partitioned tensor the slices bound the allocation: a 10^18-element
+// tensor with one 2-element slice is refuted before a buffer is made.
+TEST(BundleReaderTest, CheckStoredRefutesSlicesSmallerThanTheirTensor) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  auto writer = BundleWriter::Open(prefix);
+  ASSERT_TRUE(writer.ok());
+  const float two[2] = {1, 2};
+  ASSERT_TRUE((*writer)->AddSlice("small", {{4}}, {{{0, 2}}}, DataType::kFloat,
+                                  two, 8).ok());
+  ASSERT_TRUE((*writer)->AddSlice("small", {{4}}, {{{2, 2}}}, DataType::kFloat,
+                                  two, 8).ok());
+  ASSERT_TRUE((*writer)->AddSlice("huge", {{1000000, 1000000, 1000000}},
+                                  {{{0, 1}, {0, 1}, {0, 2}}}, DataType::kFloat,
+                                  two, 8).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_TRUE((*reader)->CheckStored("small").ok());
+  Status s = (*reader)->CheckStored("huge");
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  EXPECT_TRUE(Contains(s, "slices only 2")) << s.ToString();
+}
+
+}  // namespace
+}  // namespace trackpoint
+
+// ---- ReadTensorToDevice: restores into (fake) device memory -----------------
+#include "staging/fake_backend.h"
+#include "staging/staging_pool.h"
+
+namespace trackpoint {
+namespace {
+
+constexpr size_t kStageChunk = 4096;  // the pool's buffer size in these tests
+
+std::vector<char> StageBytes(size_t n, uint32_t seed) {
+  std::vector<char> bytes(n);
+  uint32_t x = 2463534242u + seed;
+  for (char& b : bytes) {  // xorshift: no period of kStageChunk
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    b = static_cast<char>(x);
+  }
+  return bytes;
+}
+
+std::unique_ptr<staging::StagingPool> StagePool(staging::DeviceBackend& backend,
+                                                size_t buffers) {
+  return std::move(staging::StagingPool::Create(backend, buffers, kStageChunk))
+      .value();
+}
+
+// Writes uint8 tensors "t<i>" of the given sizes; returns their bytes.
+std::vector<std::vector<char>> WriteBytesBundle(
+    const std::string& prefix, const std::vector<size_t>& sizes) {
+  std::vector<std::vector<char>> tensors;
+  auto writer = BundleWriter::Open(prefix);
+  EXPECT_TRUE(writer.ok());
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    tensors.push_back(StageBytes(sizes[i], static_cast<uint32_t>(i)));
+    EXPECT_TRUE((*writer)
+                    ->Add("t" + std::to_string(i), DataType::kUint8,
+                          {{static_cast<int64_t>(sizes[i])}},
+                          tensors[i].data(), sizes[i])
+                    .ok());
+  }
+  EXPECT_TRUE((*writer)->Finish().ok());
+  return tensors;
+}
+
+TEST(BundleReaderTest, ReadTensorToDeviceIsByteExactAcrossChunks) {
+  testing::ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  const std::vector<size_t> sizes = {0, 1, kStageChunk - 1, kStageChunk,
+                                     kStageChunk + 1, 9 * kStageChunk + 5};
+  const auto tensors = WriteBytesBundle(prefix, sizes);
+  staging::FakeBackendOptions fake;
+  fake.copy_delay = std::chrono::microseconds(50);
+  staging::FakeDeviceBackend backend(fake);
+  auto pool = StagePool(backend, 3);
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    std::vector<char> device(sizes[i] + 1, '\x5a');  // a guard byte at the end
+    Status s = (*reader)->ReadTensorToDevice("t" + std::to_string(i),
+                                             device.data(), sizes[i], backend,
+                                             *pool);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(std::vector<char>(device.begin(), device.end() - 1), tensors[i]);
+    EXPECT_EQ(device.back(), '\x5a');
+  }
+  EXPECT_EQ(pool->num_free(), pool->num_buffers());
+  EXPECT_EQ(backend.live_streams(), 0u);
+
+  std::vector<char> device(kStageChunk);
+  EXPECT_EQ((*reader)->ReadTensorToDevice("t3", device.data(), 10, backend,
+                                          *pool).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ((*reader)->ReadTensorToDevice("nope", device.data(), 10, backend,
+                                          *pool).code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(backend.copies_enqueued(), 1 + 1 + 1 + 2 + 10);
+}
+
+TEST(BundleReaderTest, ReadTensorToDeviceAssemblesSlicesOnTheHost) {
+  testing::ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  const std::vector<char> bytes = StageBytes(3 * kStageChunk, 7);
+  const size_t half = bytes.size() / 2;
+  {
+    auto writer = BundleWriter::Open(prefix);
+    ASSERT_TRUE(writer.ok());
+    const TensorShape full{{2, static_cast<int64_t>(half)}};
+    ASSERT_TRUE((*writer)->AddSlice("p", full, {{{1, 1}, {0, -1}}},
+                                    DataType::kUint8, bytes.data() + half,
+                                    half).ok());
+    ASSERT_TRUE((*writer)->AddSlice("p", full, {{{0, 1}, {0, -1}}},
+                                    DataType::kUint8, bytes.data(), half).ok());
+    ASSERT_TRUE((*writer)->Finish().ok());
+  }
+  staging::FakeDeviceBackend backend;
+  auto pool = StagePool(backend, 2);
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok());
+  std::vector<char> device(bytes.size());
+  Status s = (*reader)->ReadTensorToDevice("p", device.data(), device.size(),
+                                           backend, *pool);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(device, bytes);
+}
+
+// A flipped bit in any chunk of the payload: every byte still reaches the
+// device (unverified), and the call fails with DataLoss naming the key and
+// the data file.
+TEST(BundleReaderTest, ReadTensorToDeviceDetectsACorruptedChunk) {
+  testing::ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  const auto tensors = WriteBytesBundle(prefix, {5 * kStageChunk + 3});
+  const std::string data_name = prefix + ".data-00000-of-00001";
+  const std::string good = ReadFileOrDie(data_name);
+  staging::FakeDeviceBackend backend;
+  auto pool = StagePool(backend, 2);
+  for (size_t at : {size_t{0}, 3 * kStageChunk + 17, good.size() - 1}) {
+    std::string bad = good;
+    bad[at] ^= 0x10;
+    WriteFileOrDie(data_name, bad);
+    auto reader = BundleReader::Open(prefix);
+    ASSERT_TRUE(reader.ok());
+    std::vector<char> device(tensors[0].size());
+    Status s = (*reader)->ReadTensorToDevice("t0", device.data(),
+                                             device.size(), backend, *pool);
+    ASSERT_EQ(s.code(), StatusCode::kDataLoss) << "byte " << at;
+    EXPECT_TRUE(Contains(s, "'t0'")) << s.ToString();
+    EXPECT_TRUE(Contains(s, data_name)) << s.ToString();
+    EXPECT_EQ(std::string(device.data(), device.size()), bad);
+    EXPECT_EQ(pool->num_free(), pool->num_buffers());
+  }
+}
+
+// A big-endian bundle is converted on the host before the copy.
+TEST(BundleReaderTest, ReadTensorToDeviceConvertsBigEndianBundles) {
+  testing::ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  const char be_ints[] = {0, 0, 1, 2, '\xff', '\xff', '\xff', '\xfe'};
+  WriteFileOrDie(prefix + ".data-00000-of-00001", std::string(be_ints, 8));
+  BundleEntry ints;
+  ints.dtype = DataType::kInt32;
+  ints.shape = {{2}};
+  ints.size = 8;
+  ints.crc32c = crc32c::Mask(crc32c::Value(be_ints, 8));
+  WriteIndex(prefix, Header(1, Endianness::kBig), {{"i", ints}});
+  staging::FakeDeviceBackend backend;
+  auto pool = StagePool(backend, 2);
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  int32_t device[2] = {0, 0};
+  Status s = (*reader)->ReadTensorToDevice("i", device, 8, backend, *pool);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(device[0], 258);
+  EXPECT_EQ(device[1], -2);
+}
+
+TEST(BundleReaderTest, ReadTensorToDeviceReportsCopyAndFileErrors) {
+  testing::ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  const auto tensors = WriteBytesBundle(prefix, {6 * kStageChunk});
+  for (bool at_enqueue : {false, true}) {
+    staging::FakeBackendOptions fake;
+    fake.fail_after_copies = 3;
+    fake.fail_at_enqueue = at_enqueue;
+    staging::FakeDeviceBackend backend(fake);
+    auto pool = StagePool(backend, 2);
+    auto reader = BundleReader::Open(prefix);
+    ASSERT_TRUE(reader.ok());
+    std::vector<char> device(tensors[0].size());
+    Status s = (*reader)->ReadTensorToDevice("t0", device.data(),
+                                             device.size(), backend, *pool);
+    EXPECT_EQ(s.code(), StatusCode::kInternal) << s.ToString();
+    EXPECT_TRUE(Contains(s, "'t0'")) << s.ToString();
+    EXPECT_TRUE(Contains(s, "injected copy failure")) << s.ToString();
+    EXPECT_EQ(pool->num_free(), pool->num_buffers());
+    EXPECT_EQ(backend.live_streams(), 0u);
+    EXPECT_EQ(backend.live_events(), 0u);
+  }
+  // A data file cut short: refuted before any copy.
+  const std::string data_name = prefix + ".data-00000-of-00001";
+  WriteFileOrDie(data_name, ReadFileOrDie(data_name).substr(0, kStageChunk));
+  staging::FakeDeviceBackend backend;
+  auto pool = StagePool(backend, 2);
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok());
+  std::vector<char> device(tensors[0].size());
+  Status s = (*reader)->ReadTensorToDevice("t0", device.data(), device.size(),
+                                           backend, *pool);
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.ToString();
+  EXPECT_EQ(backend.copies_enqueued(), 0);
 }
 
 }  // namespace

@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <random>
 
+#include "staging/fake_backend.h"
+#include "staging/staging_pool.h"
 #include "test_util.h"
 #include "trackpoint/bundle_reader.h"
 
@@ -179,6 +182,143 @@ TEST(BundleWriterTest, PartitionedTensorIsAssembledFromItsSlices) {
 TEST(BundleWriterTest, DataFileNamesWidenPastFiveDigits) {
   EXPECT_EQ(DataFilename("p", 0, 1), "p.data-00000-of-00001");
   EXPECT_EQ(DataFilename("p", 123456, 200000), "p.data-123456-of-200000");
+}
+
+// ---- AddFromDevice: tensors staged from (fake) device memory ----------------
+
+constexpr size_t kStageChunk = 4096;  // the pool's buffer size in these tests
+
+std::vector<char> Bytes(size_t n, uint32_t seed) {
+  std::vector<char> bytes(n);
+  uint32_t x = 2463534242u + seed;
+  for (char& b : bytes) {  // xorshift: no period of kStageChunk
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    b = static_cast<char>(x);
+  }
+  return bytes;
+}
+
+std::unique_ptr<staging::StagingPool> MakeStagingPool(
+    staging::DeviceBackend& backend, size_t buffers) {
+  return std::move(staging::StagingPool::Create(backend, buffers, kStageChunk))
+      .value();
+}
+
+// The same float tensors written once from host memory with Add and once
+// from "device" memory with AddFromDevice (sizes around the chunk size, up
+// to many chunks, in two shards, with alignment padding) give the same
+// files, byte for byte.
+TEST(BundleWriterTest, AddFromDeviceWritesTheSameBytesAsAdd) {
+  const std::vector<size_t> floats = {0,  1,  kStageChunk / 4 - 1,
+                                      kStageChunk / 4,  kStageChunk / 4 + 1,
+                                      7 * kStageChunk / 4 + 3};
+  std::vector<std::vector<char>> tensors;
+  for (size_t i = 0; i < floats.size(); ++i) {
+    tensors.push_back(Bytes(floats[i] * 4, static_cast<uint32_t>(i)));
+  }
+  BundleWriterOptions options;
+  options.num_shards = 2;
+  options.data_alignment = 64;
+  options.sync = false;
+  ScratchDir dir;
+  for (const char* name : {"host", "device"}) {
+    staging::FakeBackendOptions fake;
+    fake.copy_delay = std::chrono::microseconds(50);  // copies lag the sink
+    staging::FakeDeviceBackend backend(fake);
+    auto pool = MakeStagingPool(backend, 3);
+    auto writer = BundleWriter::Open(dir.Join(name), options);
+    ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const std::string key = "t" + std::to_string(i);
+      const TensorShape shape{{static_cast<int64_t>(floats[i])}};
+      const int shard = static_cast<int>(i % 2);
+      Status s = std::string(name) == "host"
+                     ? (*writer)->Add(key, DataType::kFloat, shape,
+                                      tensors[i].data(), tensors[i].size(),
+                                      shard)
+                     : (*writer)->AddFromDevice(
+                           key, DataType::kFloat, shape, tensors[i].data(),
+                           tensors[i].size(), backend, *pool, shard);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+    ASSERT_TRUE((*writer)->Finish().ok());
+    EXPECT_EQ(pool->num_free(), pool->num_buffers());
+    EXPECT_EQ(backend.live_streams(), 0u);
+  }
+  for (const char* suffix :
+       {".index", ".data-00000-of-00002", ".data-00001-of-00002"}) {
+    EXPECT_EQ(ReadFileOrDie(dir.Join("host") + suffix),
+              ReadFileOrDie(dir.Join("device") + suffix))
+        << suffix;
+  }
+  auto reader = BundleReader::Open(dir.Join("device"));
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  const std::vector<char>& last = tensors.back();
+  std::vector<char> back(last.size());
+  ASSERT_TRUE((*reader)->ReadTensor("t5", back.data(), back.size()).ok());
+  EXPECT_EQ(back, last);
+}
+
+TEST(BundleWriterTest, AddFromDeviceChecksItsArgumentsFirst) {
+  staging::FakeDeviceBackend backend;
+  auto pool = MakeStagingPool(backend, 2);
+  ScratchDir dir;
+  auto writer = BundleWriter::Open(dir.Join("ckpt"));
+  ASSERT_TRUE(writer.ok());
+  const std::vector<char> bytes = Bytes(12, 0);
+  Status s = (*writer)->AddFromDevice("x", DataType::kFloat, {{4}},
+                                      bytes.data(), 12, backend, *pool);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'x'"), std::string::npos) << s.ToString();
+  EXPECT_EQ(backend.copies_enqueued(), 0);
+  // Nothing was written: the writer is still good.
+  ASSERT_TRUE((*writer)->AddFromDevice("x", DataType::kFloat, {{3}},
+                                       bytes.data(), 12, backend, *pool)
+                  .ok());
+  EXPECT_EQ((*writer)->AddFromDevice("x", DataType::kFloat, {{3}},
+                                     bytes.data(), 12, backend, *pool)
+                .code(),
+            StatusCode::kInvalidArgument);  // duplicate key
+  EXPECT_TRUE((*writer)->Finish().ok());
+}
+
+// A copy failing part way (as an asynchronous CUDA error, or at enqueue):
+// a clean error naming the key, the pool whole again, the bundle failed for
+// good, and no file left once the writer is gone.
+TEST(BundleWriterTest, AddFromDeviceCopyFailureFailsTheBundle) {
+  for (bool at_enqueue : {false, true}) {
+    staging::FakeBackendOptions fake;
+    fake.fail_after_copies = 2;
+    fake.fail_at_enqueue = at_enqueue;
+    staging::FakeDeviceBackend backend(fake);
+    auto pool = MakeStagingPool(backend, 2);
+    ScratchDir dir;
+    {
+      auto writer = BundleWriter::Open(dir.Join("ckpt"), {/*num_shards=*/2});
+      ASSERT_TRUE(writer.ok());
+      const int32_t x = 7;
+      ASSERT_TRUE((*writer)->Add("x", DataType::kInt32, {{}}, &x, 4).ok());
+      const std::vector<char> bytes = Bytes(5 * kStageChunk, 1);
+      Status s = (*writer)->AddFromDevice(
+          "model/w", DataType::kUint8,
+          {{static_cast<int64_t>(bytes.size())}}, bytes.data(), bytes.size(),
+          backend, *pool, 1);
+      EXPECT_EQ(s.code(), StatusCode::kInternal) << s.ToString();
+      EXPECT_NE(s.message().find("'model/w'"), std::string::npos)
+          << s.ToString();
+      EXPECT_NE(s.message().find("injected copy failure"), std::string::npos)
+          << s.ToString();
+      EXPECT_EQ(pool->num_free(), pool->num_buffers());
+      EXPECT_EQ(backend.live_streams(), 0u);
+      EXPECT_EQ(backend.live_events(), 0u);
+      EXPECT_EQ((*writer)->Add("y", DataType::kInt32, {{}}, &x, 4).code(),
+                StatusCode::kInternal);  // sticky
+      EXPECT_EQ((*writer)->Finish().code(), StatusCode::kInternal);
+    }
+    EXPECT_TRUE(ListDir(dir.path()).empty()) << "at_enqueue " << at_enqueue;
+  }
 }
 
 }  // namespace

@@ -5,61 +5,19 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
-#include <memory>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "test_util.h"
 
 namespace trackpoint {
 namespace {
 
 namespace oc = ordered_code;
-
-std::string FromHex(std::string_view hex) {
-  std::string out;
-  int nibbles = 0;
-  int value = 0;
-  for (char c : hex) {
-    int v;
-    if (c >= '0' && c <= '9') {
-      v = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      v = c - 'a' + 10;
-    } else if (c >= 'A' && c <= 'F') {
-      v = c - 'A' + 10;
-    } else {
-      continue;
-    }
-    value = value * 16 + v;
-    if (++nibbles == 2) {
-      out.push_back(static_cast<char>(value));
-      nibbles = value = 0;
-    }
-  }
-  return out;
-}
-
-std::string Hex(std::string_view s) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    if (!out.empty()) out += ' ';
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
-}
-
-// A heap copy of exactly the bytes, so ASan flags any read past the end.
-struct ExactBuffer {
-  explicit ExactBuffer(std::string_view s)
-      : data(new char[s.size()]), size(s.size()) {
-    std::copy(s.begin(), s.end(), data.get());
-  }
-  std::string_view view() const { return {data.get(), size}; }
-  std::unique_ptr<char[]> data;
-  size_t size;
-};
+using testing::ExactBuffer;
+using testing::SpacedHex;
+using testing::Unhex;
 
 std::string Unsigned(uint64_t v) {
   std::string s;
@@ -99,11 +57,11 @@ std::vector<int64_t> InterestingSigned() {
 // ---- unsigned ---------------------------------------------------------------
 
 TEST(OrderedCodeTest, UnsignedExamples) {
-  EXPECT_EQ(Hex(Unsigned(0)), "00");
-  EXPECT_EQ(Hex(Unsigned(1)), "01 01");
-  EXPECT_EQ(Hex(Unsigned(255)), "01 ff");
-  EXPECT_EQ(Hex(Unsigned(256)), "02 01 00");
-  EXPECT_EQ(Hex(Unsigned(std::numeric_limits<uint64_t>::max())),
+  EXPECT_EQ(SpacedHex(Unsigned(0)), "00");
+  EXPECT_EQ(SpacedHex(Unsigned(1)), "01 01");
+  EXPECT_EQ(SpacedHex(Unsigned(255)), "01 ff");
+  EXPECT_EQ(SpacedHex(Unsigned(256)), "02 01 00");
+  EXPECT_EQ(SpacedHex(Unsigned(std::numeric_limits<uint64_t>::max())),
             "08 ff ff ff ff ff ff ff ff");
 }
 
@@ -135,7 +93,7 @@ TEST(OrderedCodeTest, UnsignedRoundTripAndOrder) {
 TEST(OrderedCodeTest, UnsignedMalformed) {
   for (const char* hex : {"", "01", "02 01", "09 01 02 03 04 05 06 07 08 09",
                           "08 ff ff ff ff ff ff ff"}) {
-    const std::string bytes = FromHex(hex);
+    const std::string bytes = Unhex(hex);
     ExactBuffer buf(bytes);
     std::string_view in = buf.view();
     uint64_t v;
@@ -157,11 +115,12 @@ TEST(OrderedCodeTest, UnsignedConsumesOnlyItsBytes) {
 // ---- strings ----------------------------------------------------------------
 
 TEST(OrderedCodeTest, StringEscaping) {
-  EXPECT_EQ(Hex(String("")), "00 01");
-  EXPECT_EQ(Hex(String("emb")), "65 6d 62 00 01");
-  EXPECT_EQ(Hex(String(std::string("a\0b\xff", 4))), "61 00 ff 62 ff 00 00 01");
-  EXPECT_EQ(Hex(String(std::string("\0\0", 2))), "00 ff 00 ff 00 01");
-  EXPECT_EQ(Hex(String("\xff\xff")), "ff 00 ff 00 00 01");
+  EXPECT_EQ(SpacedHex(String("")), "00 01");
+  EXPECT_EQ(SpacedHex(String("emb")), "65 6d 62 00 01");
+  EXPECT_EQ(SpacedHex(String(std::string("a\0b\xff", 4))),
+            "61 00 ff 62 ff 00 00 01");
+  EXPECT_EQ(SpacedHex(String(std::string("\0\0", 2))), "00 ff 00 ff 00 01");
+  EXPECT_EQ(SpacedHex(String("\xff\xff")), "ff 00 ff 00 00 01");
 }
 
 TEST(OrderedCodeTest, StringRoundTrip) {
@@ -173,7 +132,7 @@ TEST(OrderedCodeTest, StringRoundTrip) {
     const std::string enc = String(s) + "tail";
     std::string_view in = enc;
     std::string out;
-    ASSERT_TRUE(oc::ReadString(&in, &out)) << Hex(enc);
+    ASSERT_TRUE(oc::ReadString(&in, &out)) << SpacedHex(enc);
     EXPECT_EQ(out, s);
     EXPECT_EQ(in, "tail");
     // Skipping with a null output consumes the same bytes.
@@ -198,10 +157,10 @@ TEST(OrderedCodeTest, StringOrderMatchesBytewiseOrder) {
     const std::string ea = String(a) + Unsigned(rng() % 300);
     const std::string eb = String(b) + Unsigned(rng() % 300);
     if (a < b) {
-      EXPECT_LT(ea, eb) << Hex(a) << " vs " << Hex(b);
+      EXPECT_LT(ea, eb) << SpacedHex(a) << " vs " << SpacedHex(b);
     }
     if (b < a) {
-      EXPECT_LT(eb, ea) << Hex(a) << " vs " << Hex(b);
+      EXPECT_LT(eb, ea) << SpacedHex(a) << " vs " << SpacedHex(b);
     }
   }
 }
@@ -209,7 +168,7 @@ TEST(OrderedCodeTest, StringOrderMatchesBytewiseOrder) {
 TEST(OrderedCodeTest, StringMalformed) {
   for (const char* hex :
        {"", "61", "00", "ff", "00 02", "00 00", "ff 01", "ff ff", "61 00 ff"}) {
-    const std::string bytes = FromHex(hex);
+    const std::string bytes = Unhex(hex);
     ExactBuffer buf(bytes);
     std::string_view in = buf.view();
     std::string out;
@@ -231,24 +190,27 @@ TEST(OrderedCodeTest, StringTruncatedAtEveryByte) {
 // ---- signed -----------------------------------------------------------------
 
 TEST(OrderedCodeTest, SignedExamples) {
-  EXPECT_EQ(Hex(Signed(0)), "80");
-  EXPECT_EQ(Hex(Signed(11)), "8b");
-  EXPECT_EQ(Hex(Signed(63)), "bf");
-  EXPECT_EQ(Hex(Signed(-1)), "7f");
-  EXPECT_EQ(Hex(Signed(-64)), "40");
-  EXPECT_EQ(Hex(Signed(64)), "c0 40");
-  EXPECT_EQ(Hex(Signed(-65)), "3f bf");
-  EXPECT_EQ(Hex(Signed(8191)), "df ff");
-  EXPECT_EQ(Hex(Signed(8192)), "e0 20 00");
+  EXPECT_EQ(SpacedHex(Signed(0)), "80");
+  EXPECT_EQ(SpacedHex(Signed(11)), "8b");
+  EXPECT_EQ(SpacedHex(Signed(63)), "bf");
+  EXPECT_EQ(SpacedHex(Signed(-1)), "7f");
+  EXPECT_EQ(SpacedHex(Signed(-64)), "40");
+  EXPECT_EQ(SpacedHex(Signed(64)), "c0 40");
+  EXPECT_EQ(SpacedHex(Signed(-65)), "3f bf");
+  EXPECT_EQ(SpacedHex(Signed(8191)), "df ff");
+  EXPECT_EQ(SpacedHex(Signed(8192)), "e0 20 00");
   // 55 bits: the last 8-byte value; 56 bits: the first 9-byte one.
-  EXPECT_EQ(Hex(Signed((int64_t{1} << 55) - 1)), "ff 7f ff ff ff ff ff ff");
-  EXPECT_EQ(Hex(Signed(int64_t{1} << 55)), "ff 80 80 00 00 00 00 00 00");
-  EXPECT_EQ(Hex(Signed(-(int64_t{1} << 55))), "00 80 00 00 00 00 00 00");
+  EXPECT_EQ(SpacedHex(Signed((int64_t{1} << 55) - 1)),
+            "ff 7f ff ff ff ff ff ff");
+  EXPECT_EQ(SpacedHex(Signed(int64_t{1} << 55)), "ff 80 80 00 00 00 00 00 00");
+  EXPECT_EQ(SpacedHex(Signed(-(int64_t{1} << 55))), "00 80 00 00 00 00 00 00");
   // 62 bits: the last 9-byte value; 63 bits need 10 bytes.
-  EXPECT_EQ(Hex(Signed((int64_t{1} << 62) - 1)), "ff bf ff ff ff ff ff ff ff");
-  EXPECT_EQ(Hex(Signed(int64_t{1} << 62)), "ff c0 40 00 00 00 00 00 00 00");
-  EXPECT_EQ(Hex(Signed(kMax)), "ff c0 7f ff ff ff ff ff ff ff");
-  EXPECT_EQ(Hex(Signed(kMin)), "00 3f 80 00 00 00 00 00 00 00");
+  EXPECT_EQ(SpacedHex(Signed((int64_t{1} << 62) - 1)),
+            "ff bf ff ff ff ff ff ff ff");
+  EXPECT_EQ(SpacedHex(Signed(int64_t{1} << 62)),
+            "ff c0 40 00 00 00 00 00 00 00");
+  EXPECT_EQ(SpacedHex(Signed(kMax)), "ff c0 7f ff ff ff ff ff ff ff");
+  EXPECT_EQ(SpacedHex(Signed(kMin)), "00 3f 80 00 00 00 00 00 00 00");
 }
 
 TEST(OrderedCodeTest, SignedLengthFollowsTheFormula) {
@@ -276,8 +238,9 @@ TEST(OrderedCodeTest, SignedRoundTripAndOrder) {
     ExactBuffer buf(enc);
     std::string_view in = buf.view();
     int64_t out;
-    ASSERT_TRUE(oc::ReadSignedNumIncreasing(&in, &out)) << v << " " << Hex(enc);
-    EXPECT_EQ(out, v) << Hex(enc);
+    ASSERT_TRUE(oc::ReadSignedNumIncreasing(&in, &out))
+        << v << " " << SpacedHex(enc);
+    EXPECT_EQ(out, v) << SpacedHex(enc);
     EXPECT_TRUE(in.empty());
     if (!previous.empty()) {
       EXPECT_LT(previous, enc) << v;
@@ -311,7 +274,7 @@ TEST(OrderedCodeTest, SignedMalformed) {
            "00 3f 7f ff ff ff ff ff ff ff",     // 10 bytes, -2^63 - 1
            "00 3e 80 00 00 00 00 00 00 00",
        }) {
-    const std::string bytes = FromHex(hex);
+    const std::string bytes = Unhex(hex);
     ExactBuffer buf(bytes);
     std::string_view in = buf.view();
     int64_t out;
@@ -322,11 +285,11 @@ TEST(OrderedCodeTest, SignedMalformed) {
 TEST(OrderedCodeTest, SignedAcceptsLongerThanMinimalForms) {
   std::string_view in;
   int64_t v;
-  const std::string zero2 = FromHex("c0 00");
+  const std::string zero2 = Unhex("c0 00");
   in = zero2;
   ASSERT_TRUE(oc::ReadSignedNumIncreasing(&in, &v));
   EXPECT_EQ(v, 0);
-  const std::string minus1 = FromHex("3f ff");
+  const std::string minus1 = Unhex("3f ff");
   in = minus1;
   ASSERT_TRUE(oc::ReadSignedNumIncreasing(&in, &v));
   EXPECT_EQ(v, -1);

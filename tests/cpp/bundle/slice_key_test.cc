@@ -2,39 +2,18 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <limits>
-#include <memory>
 #include <random>
 #include <string>
+
+#include "test_util.h"
 
 namespace trackpoint {
 namespace {
 
-std::string Hex(std::string_view s) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    if (!out.empty()) out += ' ';
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
-}
-
-std::string HexOfText(std::string_view text) { return Hex(text); }
-
-// A heap copy of exactly the bytes, so ASan flags any read past the end.
-struct ExactBuffer {
-  explicit ExactBuffer(std::string_view s)
-      : data(new char[s.size()]), size(s.size()) {
-    std::copy(s.begin(), s.end(), data.get());
-  }
-  std::string_view view() const { return {data.get(), size}; }
-  std::unique_ptr<char[]> data;
-  size_t size;
-};
+using testing::ExactBuffer;
+using testing::SpacedHex;
 
 constexpr int64_t kFull = SliceExtent::kFullExtent;
 
@@ -44,7 +23,7 @@ TEST(SliceKeyTest, VariableRowsExample) {
   const std::string name = "v1/.ATTRIBUTES/VARIABLE_VALUE";
   const TensorSlice slice{{{0, 11}}};
   const std::string key = EncodeTensorNameSlice(name, slice);
-  EXPECT_EQ(Hex(key), "00 " + HexOfText(name) + " 00 01 01 01 80 8b");
+  EXPECT_EQ(SpacedHex(key), "00 " + SpacedHex(name) + " 00 01 01 01 80 8b");
   std::string decoded_name;
   TensorSlice decoded;
   ASSERT_TRUE(DecodeTensorNameSlice(key, &decoded_name, &decoded));
@@ -56,7 +35,7 @@ TEST(SliceKeyTest, PartitionedEmbeddingExample) {
   // "emb" [10,4], rows [4,7), columns spelled out as 0,4.
   const TensorSlice slice{{{4, 3}, {0, 4}}};
   const std::string key = EncodeTensorNameSlice("emb", slice);
-  EXPECT_EQ(Hex(key), "00 65 6d 62 00 01 01 02 84 83 80 84");
+  EXPECT_EQ(SpacedHex(key), "00 65 6d 62 00 01 01 02 84 83 80 84");
   std::string name;
   TensorSlice decoded;
   ASSERT_TRUE(DecodeTensorNameSlice(key, &name, &decoded));
@@ -67,7 +46,7 @@ TEST(SliceKeyTest, PartitionedEmbeddingExample) {
 TEST(SliceKeyTest, FullDimensionIsStartZeroLengthMinusOne) {
   const TensorSlice slice{{{4, 3}, {0, kFull}}};
   const std::string key = EncodeTensorNameSlice("emb", slice);
-  EXPECT_EQ(Hex(key), "00 65 6d 62 00 01 01 02 84 83 80 7f");
+  EXPECT_EQ(SpacedHex(key), "00 65 6d 62 00 01 01 02 84 83 80 7f");
   std::string name;
   TensorSlice decoded;
   ASSERT_TRUE(DecodeTensorNameSlice(key, &name, &decoded));
@@ -77,7 +56,7 @@ TEST(SliceKeyTest, FullDimensionIsStartZeroLengthMinusOne) {
 TEST(SliceKeyTest, ScalarAndEscapedNames) {
   const std::string name("a\0b\xff", 4);
   const std::string key = EncodeTensorNameSlice(name, TensorSlice{});
-  EXPECT_EQ(Hex(key), "00 61 00 ff 62 ff 00 00 01 00");
+  EXPECT_EQ(SpacedHex(key), "00 61 00 ff 62 ff 00 00 01 00");
   std::string decoded_name;
   TensorSlice decoded{{{1, 1}}};
   ASSERT_TRUE(DecodeTensorNameSlice(key, &decoded_name, &decoded));
@@ -133,7 +112,7 @@ TEST(SliceKeyTest, RandomRoundTrip) {
     std::string decoded_name;
     TensorSlice decoded;
     ASSERT_TRUE(DecodeTensorNameSlice(buf.view(), &decoded_name, &decoded))
-        << Hex(key);
+        << SpacedHex(key);
     EXPECT_EQ(decoded_name, name);
     EXPECT_EQ(decoded, slice);
   }

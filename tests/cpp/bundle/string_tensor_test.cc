@@ -2,18 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include "test_util.h"
 #include "trackpoint/crc32c.h"
 
 namespace trackpoint {
 namespace {
 
-std::string Unhex(const std::string& hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
+using testing::Unhex;
 
 // FORMAT.md section 12: the payload of Variable(["hi", ""]) and its entry CRC.
 TEST(StringTensorTest, EncodesTensorFlowsBytes) {

@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -16,14 +14,8 @@ namespace trackpoint {
 namespace {
 
 using testing::FixturePath;
-
-std::string Hex(const std::string& hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
-  }
-  return out;
-}
+using testing::FixturePrefixes;
+using testing::Unhex;
 
 // A length-delimited field: tag, one-byte length, body.
 std::string Field(uint8_t tag, const std::string& body) {
@@ -34,12 +26,12 @@ std::string Field(uint8_t tag, const std::string& body) {
 
 // FORMAT.md §12: the object graph of
 // Checkpoint(s=Variable(["hi", ""]), v=Variable([1., 2.])), 148 bytes.
-const std::string kWorkedExample =
-    Hex("0a120a0508011201730a0508021201762a0208010a3e12380a0e5641524941424c455f"
-        "56414c554512085661726961626c651a1c732f2e415454524942555445532f56415249"
-        "41424c455f56414c55452a0208010a3e12380a0e5641524941424c455f56414c554512"
-        "085661726961626c651a1c762f2e415454524942555445532f5641524941424c455f56"
-        "414c55452a020801");
+const std::string kWorkedExample = Unhex(
+    "0a120a0508011201730a0508021201762a0208010a3e12380a0e5641524941424c455f"
+    "56414c554512085661726961626c651a1c732f2e415454524942555445532f56415249"
+    "41424c455f56414c55452a0208010a3e12380a0e5641524941424c455f56414c554512"
+    "085661726961626c651a1c762f2e415454524942555445532f5641524941424c455f56"
+    "414c55452a020801");
 
 // The serialized object graph stored in the bundle at prefix, or "" if the
 // bundle has none.
@@ -51,23 +43,6 @@ std::string ReadGraphBytes(const std::string& prefix) {
   EXPECT_TRUE(strings.ok()) << strings.status().ToString();
   if (!strings.ok() || strings->size() != 1) return "";
   return (*strings)[0];
-}
-
-// Every bundle prefix under the fixtures directory, relative to it: each
-// "*.index" file at any depth (e.g. "dtypes/ckpt", "objects/slots/ckpt").
-std::vector<std::string> FixturePrefixes() {
-  std::vector<std::string> prefixes;
-  namespace fs = std::filesystem;
-  const fs::path root = TRACKPOINT_FIXTURES_DIR;
-  for (const auto& file : fs::recursive_directory_iterator(root)) {
-    if (!file.is_regular_file() || file.path().extension() != ".index") {
-      continue;
-    }
-    const std::string path = fs::relative(file.path(), root).string();
-    prefixes.push_back(path.substr(0, path.size() - 6));
-  }
-  std::sort(prefixes.begin(), prefixes.end());
-  return prefixes;
 }
 
 TEST(ObjectGraphTest, WorkedExampleParses) {
@@ -117,17 +92,17 @@ TEST(ObjectGraphTest, SerializeLeavesOutDefaults) {
   graph.nodes[1].attributes = {{"py_state", "", "a/.ATTRIBUTES/py_state"}};
   graph.nodes[1].has_checkpoint_values = true;
   const std::string node0 =
-      Field(0x0a, Hex("0801") + Field(0x12, "a")) +  // child (1, "a")
+      Field(0x0a, Unhex("0801") + Field(0x12, "a")) +  // child (1, "a")
       Field(0x0a, Field(0x12, "root")) +  // child (0, "root"): 0 omitted
-      Hex("2a00");                        // has_checkpoint_values false
+      Unhex("2a00");                      // has_checkpoint_values false
   const std::string node1 =
       Field(0x12, Field(0x0a, "py_state") +  // empty full_name omitted
                       Field(0x1a, "a/.ATTRIBUTES/py_state")) +
-      Hex("2a020801");  // has_checkpoint_values true
+      Unhex("2a020801");  // has_checkpoint_values true
   const std::string expected = Field(0x0a, node0) + Field(0x0a, node1);
-  EXPECT_EQ(node0, Hex("0a050801120161"
-                       "0a061204") +
-                       "root" + Hex("2a00"));
+  EXPECT_EQ(node0, Unhex("0a050801120161"
+                         "0a061204") +
+                       "root" + Unhex("2a00"));
   EXPECT_EQ(SerializeObjectGraph(graph), expected);
 
   auto back = ParseObjectGraph(expected);
@@ -138,8 +113,8 @@ TEST(ObjectGraphTest, SerializeLeavesOutDefaults) {
 TEST(ObjectGraphTest, AbsentHasCheckpointValuesIsOmitted) {
   TrackableObjectGraph graph;
   graph.nodes.resize(1);
-  EXPECT_EQ(SerializeObjectGraph(graph), Hex("0a00"));
-  auto back = ParseObjectGraph(Hex("0a00"));
+  EXPECT_EQ(SerializeObjectGraph(graph), Unhex("0a00"));
+  auto back = ParseObjectGraph(Unhex("0a00"));
   ASSERT_TRUE(back.ok());
   ASSERT_EQ(back->nodes.size(), 1u);
   EXPECT_FALSE(back->nodes[0].has_checkpoint_values.has_value());
@@ -155,12 +130,12 @@ TEST(ObjectGraphTest, SlotVariablesAndRegisteredSaverRoundTrip) {
   for (auto& node : graph.nodes) node.has_checkpoint_values = true;
   const std::string bytes = SerializeObjectGraph(graph);
   // The slot reference {1, "m", 3} and the all-default one.
-  EXPECT_NE(bytes.find(Hex("1a07080112016d1803")), std::string::npos);
-  EXPECT_NE(bytes.find(Hex("1a00")), std::string::npos);
+  EXPECT_NE(bytes.find(Unhex("1a07080112016d1803")), std::string::npos);
+  EXPECT_NE(bytes.find(Unhex("1a00")), std::string::npos);
   // An empty registered saver is still written (22 00).
-  EXPECT_NE(bytes.find(Hex("0a06"
-                           "2200"
-                           "2a020801")),
+  EXPECT_NE(bytes.find(Unhex("0a06"
+                             "2200"
+                             "2a020801")),
             std::string::npos);
   auto back = ParseObjectGraph(bytes);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -177,21 +152,23 @@ TEST(ObjectGraphTest, EmptyInputIsAnEmptyGraph) {
 TEST(ObjectGraphTest, SkipsUnknownFields) {
   // Unknown fields of every wire type in every message, including field 4
   // of SerializedTensor (optional_restore, written by older TF).
-  const std::string tensor = Hex("0a0156"
+  const std::string tensor = Unhex(
+                                 "0a0156"
                                  "1a026b31") +
-                             Hex("2001") +       // optional_restore true
-                             Hex("2d01020304");  // field 5, fixed32
-  const std::string child = Hex("0801"
+                             Unhex("2001") +       // optional_restore true
+                             Unhex("2d01020304");  // field 5, fixed32
+  const std::string child = Unhex(
+                                "0801"
                                 "120178") +
-                            Hex("3805") +               // field 7, varint
-                            Hex("4100000000000000ff");  // field 8, fixed64
-  const std::string node0 = Field(0x0a, child) + Hex("7a03616263");
+                            Unhex("3805") +               // field 7, varint
+                            Unhex("4100000000000000ff");  // field 8, fixed64
+  const std::string node0 = Field(0x0a, child) + Unhex("7a03616263");
   const std::string node1 = Field(0x12, tensor) +
-                            Field(0x2a, Hex("0801"
-                                            "1000")) +
-                            Hex("309901");
+                            Field(0x2a, Unhex("0801"
+                                              "1000")) +
+                            Unhex("309901");
   const std::string data =
-      Field(0x0a, node0) + Field(0x0a, node1) + Hex("1005");
+      Field(0x0a, node0) + Field(0x0a, node1) + Unhex("1005");
   auto graph = ParseObjectGraph(data);
   ASSERT_TRUE(graph.ok()) << graph.status().ToString();
   ASSERT_EQ(graph->nodes.size(), 2u);
@@ -205,14 +182,14 @@ TEST(ObjectGraphTest, SkipsUnknownFields) {
 TEST(ObjectGraphTest, RepeatedMessageFieldsMerge) {
   // has_checkpoint_values given twice (true, then empty): merged, stays true.
   // registered_saver given twice: merged field by field.
-  const std::string data =
-      Hex("0a10"
-          "2a020801"
-          "2a00"
-          "2203"
-          "0a0161"
-          "2203"
-          "120162");
+  const std::string data = Unhex(
+      "0a10"
+      "2a020801"
+      "2a00"
+      "2203"
+      "0a0161"
+      "2203"
+      "120162");
   auto graph = ParseObjectGraph(data);
   ASSERT_TRUE(graph.ok()) << graph.status().ToString();
   EXPECT_EQ(graph->nodes[0].has_checkpoint_values, true);
@@ -243,44 +220,44 @@ TEST(ObjectGraphTest, NodeIdsOutOfRangeAreDataLoss) {
   ExpectDataLoss(SerializeObjectGraph(graph), "INT32_MIN");
   // node_id is an int32: 2^32 + 1 reads as 1 (protobuf truncates).
   auto truncated = ParseObjectGraph(
-      Field(0x0a, Field(0x0a, Hex("088180808010"))) + Hex("0a00"));
+      Field(0x0a, Field(0x0a, Unhex("088180808010"))) + Unhex("0a00"));
   ASSERT_TRUE(truncated.ok()) << truncated.status().ToString();
   EXPECT_EQ(truncated->nodes[0].children[0].node_id, 1);
   // A child reference in a graph with no other nodes than the root: only
   // node id 0 is valid.
-  ExpectDataLoss(Hex("0a04"
-                     "0a02"
-                     "0801"),
+  ExpectDataLoss(Unhex("0a04"
+                       "0a02"
+                       "0801"),
                  "child 1 of a one-node graph");
-  EXPECT_TRUE(ParseObjectGraph(Hex("0a02"
-                                   "0a00"))
+  EXPECT_TRUE(ParseObjectGraph(Unhex("0a02"
+                                     "0a00"))
                   .ok());
 }
 
 TEST(ObjectGraphTest, MalformedInputIsDataLoss) {
-  ExpectDataLoss(Hex("0a"), "missing length");
-  ExpectDataLoss(Hex("0a05"
-                     "0a00"),
+  ExpectDataLoss(Unhex("0a"), "missing length");
+  ExpectDataLoss(Unhex("0a05"
+                       "0a00"),
                  "length past the end");
-  ExpectDataLoss(Hex("0affffffff0f"), "huge length");
-  ExpectDataLoss(Hex("0801"), "nodes as a varint");
-  ExpectDataLoss(Hex("0a02"
-                     "0801"),
+  ExpectDataLoss(Unhex("0affffffff0f"), "huge length");
+  ExpectDataLoss(Unhex("0801"), "nodes as a varint");
+  ExpectDataLoss(Unhex("0a02"
+                       "0801"),
                  "children as a varint");
-  ExpectDataLoss(Hex("0a04"
-                     "0a02"
-                     "1201"),
+  ExpectDataLoss(Unhex("0a04"
+                       "0a02"
+                       "1201"),
                  "local_name as a varint");
-  ExpectDataLoss(Hex("0a04"
-                     "2a02"
-                     "0a00"),
+  ExpectDataLoss(Unhex("0a04"
+                       "2a02"
+                       "0a00"),
                  "BoolValue.value as bytes");
-  ExpectDataLoss(Hex("0a03"
-                     "0b0c00"),
+  ExpectDataLoss(Unhex("0a03"
+                       "0b0c00"),
                  "group");
-  ExpectDataLoss(Field(0x0a, Field(0x0a, Hex("08ffffffffffffffffffff01"))),
+  ExpectDataLoss(Field(0x0a, Field(0x0a, Unhex("08ffffffffffffffffffff01"))),
                  "11-byte varint");
-  ExpectDataLoss(Field(0x0a, Field(0x0a, Hex("08ffff"))), "truncated varint");
+  ExpectDataLoss(Field(0x0a, Field(0x0a, Unhex("08ffff"))), "truncated varint");
 }
 
 TEST(ObjectGraphTest, StringsMustBeUtf8) {

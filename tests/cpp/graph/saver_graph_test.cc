@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -17,6 +16,7 @@ namespace trackpoint {
 namespace {
 
 using testing::FixturePath;
+using testing::FixturePrefixes;
 
 // An object saving one variable value.
 GraphObjectSpec Variable(const std::string& full_name = "") {
@@ -86,23 +86,6 @@ TEST(SaverGraphTest, WorkedExample) {
 
 // ---- every TensorFlow fixture with an object graph
 // ---------------------------
-
-// Every bundle prefix under the fixtures directory, relative to it: each
-// "*.index" file at any depth (e.g. "dtypes/ckpt", "objects/slots/ckpt").
-std::vector<std::string> FixturePrefixes() {
-  std::vector<std::string> prefixes;
-  namespace fs = std::filesystem;
-  const fs::path root = TRACKPOINT_FIXTURES_DIR;
-  for (const auto& file : fs::recursive_directory_iterator(root)) {
-    if (!file.is_regular_file() || file.path().extension() != ".index") {
-      continue;
-    }
-    const std::string path = fs::relative(file.path(), root).string();
-    prefixes.push_back(path.substr(0, path.size() - 6));
-  }
-  std::sort(prefixes.begin(), prefixes.end());
-  return prefixes;
-}
 
 // The objects TensorFlow described in graph, node i as object i: slot
 // variable nodes are reachable only through their optimizer's slots.

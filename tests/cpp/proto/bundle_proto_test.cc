@@ -5,60 +5,19 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
-#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "proto/wire.h"
+#include "test_util.h"
 
 namespace trackpoint {
 namespace {
 
-// "08 01 1a" -> bytes.
-std::string FromHex(std::string_view hex) {
-  std::string out;
-  int nibbles = 0;
-  int value = 0;
-  for (char c : hex) {
-    int v;
-    if (c >= '0' && c <= '9') {
-      v = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      v = c - 'a' + 10;
-    } else {
-      continue;
-    }
-    value = value * 16 + v;
-    if (++nibbles == 2) {
-      out.push_back(static_cast<char>(value));
-      nibbles = value = 0;
-    }
-  }
-  return out;
-}
-
-std::string Hex(std::string_view s) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    if (!out.empty()) out += ' ';
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
-}
-
-// A heap copy of exactly the bytes, so ASan flags any read past the end.
-struct ExactBuffer {
-  explicit ExactBuffer(std::string_view s)
-      : data(new char[s.size()]), size(s.size()) {
-    std::copy(s.begin(), s.end(), data.get());
-  }
-  std::string_view view() const { return {data.get(), size}; }
-  std::unique_ptr<char[]> data;
-  size_t size;
-};
+using testing::ExactBuffer;
+using testing::SpacedHex;
+using testing::Unhex;
 
 bool SameEntry(const BundleEntry& a, const BundleEntry& b) {
   return a.dtype == b.dtype && a.shape == b.shape && a.shard_id == b.shard_id &&
@@ -137,21 +96,21 @@ std::vector<GoldenEntry> GoldenEntries() {
 
 TEST(BundleProtoTest, GoldenEntriesSerializeExactly) {
   for (const GoldenEntry& g : GoldenEntries()) {
-    EXPECT_EQ(Hex(SerializeBundleEntry(g.entry)), Hex(FromHex(g.hex)))
+    EXPECT_EQ(SpacedHex(SerializeBundleEntry(g.entry)), SpacedHex(Unhex(g.hex)))
         << g.what;
   }
 }
 
 TEST(BundleProtoTest, GoldenEntriesParse) {
   for (const GoldenEntry& g : GoldenEntries()) {
-    Result<BundleEntry> parsed = ParseBundleEntry(FromHex(g.hex));
+    Result<BundleEntry> parsed = ParseBundleEntry(Unhex(g.hex));
     ASSERT_TRUE(parsed.ok()) << g.what << ": " << parsed.status().ToString();
     EXPECT_TRUE(SameEntry(*parsed, g.entry)) << g.what;
   }
 }
 
 TEST(BundleProtoTest, GoldenHeader) {
-  const std::string bytes = FromHex("08 01 1a 02 08 01");
+  const std::string bytes = Unhex("08 01 1a 02 08 01");
   EXPECT_EQ(SerializeBundleHeader(StandardHeader()), bytes);
   Result<BundleHeader> parsed = ParseBundleHeader(bytes);
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
@@ -161,7 +120,7 @@ TEST(BundleProtoTest, GoldenHeader) {
 TEST(BundleProtoTest, BigEndianHeader) {
   BundleHeader h = StandardHeader();
   h.endianness = Endianness::kBig;
-  const std::string bytes = FromHex("08 01 10 01 1a 02 08 01");
+  const std::string bytes = Unhex("08 01 10 01 1a 02 08 01");
   EXPECT_EQ(SerializeBundleHeader(h), bytes);
   Result<BundleHeader> parsed = ParseBundleHeader(bytes);
   ASSERT_TRUE(parsed.ok());
@@ -170,32 +129,32 @@ TEST(BundleProtoTest, BigEndianHeader) {
 
 TEST(BundleProtoTest, HeaderWithoutVersionParses) {
   // Bundles from before the version field existed.
-  Result<BundleHeader> parsed = ParseBundleHeader(FromHex("08 02"));
+  Result<BundleHeader> parsed = ParseBundleHeader(Unhex("08 02"));
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(parsed->num_shards, 2);
   EXPECT_EQ(parsed->version.producer, 0);
   // The version message is always written, even when empty.
-  EXPECT_EQ(Hex(SerializeBundleHeader(BundleHeader())), "1a 00");
+  EXPECT_EQ(SpacedHex(SerializeBundleHeader(BundleHeader())), "1a 00");
 }
 
 TEST(BundleProtoTest, GoldenShape) {
   TensorShape shape{{2, 3}};
-  EXPECT_EQ(Hex(SerializeTensorShape(shape)), "12 02 08 02 12 02 08 03");
+  EXPECT_EQ(SpacedHex(SerializeTensorShape(shape)), "12 02 08 02 12 02 08 03");
   Result<TensorShape> parsed =
-      ParseTensorShape(FromHex("12 02 08 02 12 02 08 03"));
+      ParseTensorShape(Unhex("12 02 08 02 12 02 08 03"));
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(*parsed, shape);
   // A zero-size dimension is an empty Dim; a scalar is an empty shape.
-  EXPECT_EQ(Hex(SerializeTensorShape(TensorShape{{0}})), "12 00");
+  EXPECT_EQ(SpacedHex(SerializeTensorShape(TensorShape{{0}})), "12 00");
   EXPECT_EQ(SerializeTensorShape(TensorShape{}), "");
 }
 
 TEST(BundleProtoTest, ScalarEntryAlwaysHasShape) {
   BundleEntry e;  // all defaults
-  EXPECT_EQ(Hex(SerializeBundleEntry(e)), "12 00");
+  EXPECT_EQ(SpacedHex(SerializeBundleEntry(e)), "12 00");
   e.crc32c = 0;  // a zero CRC is omitted like any proto3 default
   e.dtype = DataType::kBool;
-  EXPECT_EQ(Hex(SerializeBundleEntry(e)), "08 0a 12 00");
+  EXPECT_EQ(SpacedHex(SerializeBundleEntry(e)), "08 0a 12 00");
 }
 
 TEST(BundleProtoTest, NegativeAndLargeValues) {
@@ -205,7 +164,7 @@ TEST(BundleProtoTest, NegativeAndLargeValues) {
   e.shard_id = -1;
   const std::string bytes = SerializeBundleEntry(e);
   // shard_id -1: tag 18 + 10 bytes.
-  EXPECT_NE(Hex(bytes).find("18 ff ff ff ff ff ff ff ff ff 01"),
+  EXPECT_NE(SpacedHex(bytes).find("18 ff ff ff ff ff ff ff ff ff 01"),
             std::string::npos);
   Result<BundleEntry> parsed = ParseBundleEntry(bytes);
   ASSERT_TRUE(parsed.ok());
@@ -213,7 +172,7 @@ TEST(BundleProtoTest, NegativeAndLargeValues) {
 }
 
 TEST(BundleProtoTest, UnknownDtypeValueIsKept) {
-  Result<BundleEntry> parsed = ParseBundleEntry(FromHex("08 c8 01 12 00"));
+  Result<BundleEntry> parsed = ParseBundleEntry(Unhex("08 c8 01 12 00"));
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(static_cast<int32_t>(parsed->dtype), 200);
 }
@@ -223,14 +182,14 @@ TEST(BundleProtoTest, UnknownDtypeValueIsKept) {
 TEST(BundleProtoTest, SliceExtents) {
   // Rows [4,7), all columns.
   TensorSlice rows{{{4, 3}, {0, SliceExtent::kFullExtent}}};
-  EXPECT_EQ(Hex(SerializeTensorSlice(rows)), "0a 04 08 04 10 03 0a 00");
+  EXPECT_EQ(SpacedHex(SerializeTensorSlice(rows)), "0a 04 08 04 10 03 0a 00");
   // TF1 partitioners spell full dimensions out: start 0 is omitted, the
   // length is present.
   TensorSlice spelled{{{0, 4}}};
-  EXPECT_EQ(Hex(SerializeTensorSlice(spelled)), "0a 02 10 04");
+  EXPECT_EQ(SpacedHex(SerializeTensorSlice(spelled)), "0a 02 10 04");
   // A zero length is still written (the oneof records its presence).
   TensorSlice empty{{{5, 0}}};
-  EXPECT_EQ(Hex(SerializeTensorSlice(empty)), "0a 04 08 05 10 00");
+  EXPECT_EQ(SpacedHex(SerializeTensorSlice(empty)), "0a 04 08 05 10 00");
   for (const TensorSlice& s : {rows, spelled, empty}) {
     Result<TensorSlice> parsed = ParseTensorSlice(SerializeTensorSlice(s));
     ASSERT_TRUE(parsed.ok());
@@ -240,7 +199,7 @@ TEST(BundleProtoTest, SliceExtents) {
 
 TEST(BundleProtoTest, ExtentWithoutLengthIsFull) {
   // Start without length: the full extent; TensorFlow ignores the start.
-  Result<TensorSlice> parsed = ParseTensorSlice(FromHex("0a 02 08 05 0a 00"));
+  Result<TensorSlice> parsed = ParseTensorSlice(Unhex("0a 02 08 05 0a 00"));
   ASSERT_TRUE(parsed.ok());
   ASSERT_EQ(parsed->extents.size(), 2u);
   EXPECT_EQ(parsed->extents[0], (SliceExtent{0, SliceExtent::kFullExtent}));
@@ -252,11 +211,11 @@ TEST(BundleProtoTest, PartitionedEntry) {
   BundleEntry e = MakeEntry(DataType::kFloat, {10, 4}, 0, 0, 0);
   e.slices.push_back(TensorSlice{{{0, 4}, {0, SliceExtent::kFullExtent}}});
   e.slices.push_back(TensorSlice{{{4, 6}, {0, SliceExtent::kFullExtent}}});
-  const std::string expected = FromHex(
+  const std::string expected = Unhex(
       "08 01 12 08 12 02 08 0a 12 02 08 04 "
       "3a 06 0a 02 10 04 0a 00 "
       "3a 08 0a 04 08 04 10 06 0a 00");
-  EXPECT_EQ(Hex(SerializeBundleEntry(e)), Hex(expected));
+  EXPECT_EQ(SpacedHex(SerializeBundleEntry(e)), SpacedHex(expected));
   Result<BundleEntry> parsed = ParseBundleEntry(expected);
   ASSERT_TRUE(parsed.ok());
   EXPECT_TRUE(SameEntry(*parsed, e));
@@ -269,12 +228,12 @@ TEST(BundleProtoTest, VersionDefPackedAndUnpacked) {
   v.producer = 1;
   v.min_consumer = 3;
   v.bad_consumers = {1, 2};
-  EXPECT_EQ(Hex(SerializeVersionDef(v)), "08 01 10 03 1a 02 01 02");
+  EXPECT_EQ(SpacedHex(SerializeVersionDef(v)), "08 01 10 03 1a 02 01 02");
   for (const char* hex : {"08 01 10 03 1a 02 01 02",      // packed
                           "08 01 10 03 18 01 18 02",      // unpacked
                           "08 01 10 03 18 01 1a 01 02"})  // mixed
   {
-    Result<VersionDef> parsed = ParseVersionDef(FromHex(hex));
+    Result<VersionDef> parsed = ParseVersionDef(Unhex(hex));
     ASSERT_TRUE(parsed.ok()) << hex;
     EXPECT_EQ(parsed->producer, 1);
     EXPECT_EQ(parsed->min_consumer, 3);
@@ -286,7 +245,7 @@ TEST(BundleProtoTest, VersionDefPackedAndUnpacked) {
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(parsed->bad_consumers, std::vector<int32_t>{-1});
   // A truncated varint inside the packed run.
-  Result<VersionDef> bad = ParseVersionDef(FromHex("1a 01 80"));
+  Result<VersionDef> bad = ParseVersionDef(Unhex("1a 01 80"));
   EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(bad.status().message().find("bad_consumers"), std::string::npos);
 }
@@ -307,7 +266,7 @@ TEST(BundleProtoTest, UnknownFieldsOfEveryWireTypeAreSkipped) {
   // The v entry from FORMAT.md 12 with unknown fields (varint, fixed64,
   // length-delimited, fixed32) at the top level, in the shape and in a dim,
   // and a dim name.
-  const std::string bytes = FromHex(
+  const std::string bytes = Unhex(
       // 8: varint
       "40 05 "
       // dtype
@@ -331,60 +290,60 @@ TEST(BundleProtoTest, UnknownFieldsOfEveryWireTypeAreSkipped) {
       SameEntry(*parsed, MakeEntry(DataType::kFloat, {2}, 8, 8, 0x35e53c59)));
   // The header too (and an old, unknown "optional" field inside version).
   Result<BundleHeader> header =
-      ParseBundleHeader(FromHex("08 01 22 02 68 69 1a 04 08 01 20 09"));
+      ParseBundleHeader(Unhex("08 01 22 02 68 69 1a 04 08 01 20 09"));
   ASSERT_TRUE(header.ok()) << header.status().ToString();
   EXPECT_TRUE(SameHeader(*header, StandardHeader()));
 }
 
 TEST(BundleProtoTest, GroupsAreDataLoss) {
-  Result<BundleEntry> parsed = ParseBundleEntry(FromHex("08 01 43 44 12 00"));
+  Result<BundleEntry> parsed = ParseBundleEntry(Unhex("08 01 43 44 12 00"));
   EXPECT_EQ(parsed.status().code(), StatusCode::kDataLoss);
 }
 
 TEST(BundleProtoTest, LastScalarWinsAndRepeatedAccumulate) {
   // dtype twice, offset twice, shape twice (merged: dims accumulate).
   Result<BundleEntry> parsed = ParseBundleEntry(
-      FromHex("08 01 08 09 20 05 12 02 12 00 20 07 12 04 12 02 08 03"));
+      Unhex("08 01 08 09 20 05 12 02 12 00 20 07 12 04 12 02 08 03"));
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(parsed->dtype, DataType::kInt64);
   EXPECT_EQ(parsed->offset, 7);
   EXPECT_EQ(parsed->shape.dims, (std::vector<int64_t>{0, 3}));
   // Dim size twice.
-  Result<TensorShape> shape = ParseTensorShape(FromHex("12 04 08 05 08 06"));
+  Result<TensorShape> shape = ParseTensorShape(Unhex("12 04 08 05 08 06"));
   ASSERT_TRUE(shape.ok());
   EXPECT_EQ(shape->dims, std::vector<int64_t>{6});
   // Version twice: merged.
   Result<BundleHeader> header =
-      ParseBundleHeader(FromHex("1a 02 08 01 1a 02 10 02"));
+      ParseBundleHeader(Unhex("1a 02 08 01 1a 02 10 02"));
   ASSERT_TRUE(header.ok());
   EXPECT_EQ(header->version.producer, 1);
   EXPECT_EQ(header->version.min_consumer, 2);
 }
 
 TEST(BundleProtoTest, UnknownRankIsDataLoss) {
-  Result<BundleEntry> entry = ParseBundleEntry(FromHex("08 01 12 02 18 01"));
+  Result<BundleEntry> entry = ParseBundleEntry(Unhex("08 01 12 02 18 01"));
   EXPECT_EQ(entry.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(entry.status().message().find("unknown_rank"), std::string::npos);
-  EXPECT_EQ(ParseTensorShape(FromHex("18 01")).status().code(),
+  EXPECT_EQ(ParseTensorShape(Unhex("18 01")).status().code(),
             StatusCode::kDataLoss);
   // unknown_rank explicitly false is fine, and so is true then false.
-  EXPECT_TRUE(ParseTensorShape(FromHex("18 00")).ok());
-  EXPECT_TRUE(ParseBundleEntry(FromHex("12 02 18 01 12 02 18 00")).ok());
+  EXPECT_TRUE(ParseTensorShape(Unhex("18 00")).ok());
+  EXPECT_TRUE(ParseBundleEntry(Unhex("12 02 18 01 12 02 18 00")).ok());
 }
 
 TEST(BundleProtoTest, WrongWireTypeNamesTheField) {
   // dtype as length-delimited.
-  Result<BundleEntry> a = ParseBundleEntry(FromHex("0a 00"));
+  Result<BundleEntry> a = ParseBundleEntry(Unhex("0a 00"));
   EXPECT_EQ(a.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(a.status().message().find("BundleEntryProto.dtype"),
             std::string::npos)
       << a.status().message();
   // crc32c as a varint.
-  Result<BundleEntry> b = ParseBundleEntry(FromHex("12 00 30 01"));
+  Result<BundleEntry> b = ParseBundleEntry(Unhex("12 00 30 01"));
   EXPECT_NE(b.status().message().find("BundleEntryProto.crc32c"),
             std::string::npos);
   // A dim's size truncated inside the shape: the message names the path.
-  Result<BundleEntry> c = ParseBundleEntry(FromHex("12 03 12 01 08"));
+  Result<BundleEntry> c = ParseBundleEntry(Unhex("12 03 12 01 08"));
   EXPECT_EQ(c.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(c.status().message().find("BundleEntryProto.shape"),
             std::string::npos)
@@ -398,8 +357,7 @@ TEST(BundleProtoTest, WrongWireTypeNamesTheField) {
 
 TEST(BundleProtoTest, TruncationAtEveryByte) {
   std::vector<std::string> messages;
-  for (const GoldenEntry& g : GoldenEntries())
-    messages.push_back(FromHex(g.hex));
+  for (const GoldenEntry& g : GoldenEntries()) messages.push_back(Unhex(g.hex));
   BundleEntry sliced = MakeEntry(DataType::kFloat, {10, 4}, 0, 0, 0);
   sliced.slices.push_back(TensorSlice{{{4, 6}, {0, SliceExtent::kFullExtent}}});
   messages.push_back(SerializeBundleEntry(sliced));
@@ -410,8 +368,8 @@ TEST(BundleProtoTest, TruncationAtEveryByte) {
       Result<BundleEntry> parsed = ParseBundleEntry(buf.view());
       const bool at_boundary = std::find(boundaries.begin(), boundaries.end(),
                                          n) != boundaries.end();
-      EXPECT_EQ(parsed.ok(), at_boundary)
-          << Hex(msg) << " cut at " << n << ": " << parsed.status().ToString();
+      EXPECT_EQ(parsed.ok(), at_boundary) << SpacedHex(msg) << " cut at " << n
+                                          << ": " << parsed.status().ToString();
       if (!parsed.ok()) {
         EXPECT_EQ(parsed.status().code(), StatusCode::kDataLoss);
       }
@@ -427,8 +385,7 @@ TEST(BundleProtoTest, TruncationAtEveryByte) {
 
 TEST(BundleProtoTest, BitFlipsNeverCrash) {
   std::vector<std::string> messages;
-  for (const GoldenEntry& g : GoldenEntries())
-    messages.push_back(FromHex(g.hex));
+  for (const GoldenEntry& g : GoldenEntries()) messages.push_back(Unhex(g.hex));
   messages.push_back(SerializeBundleHeader(StandardHeader()));
   for (const std::string& msg : messages) {
     for (size_t i = 0; i < msg.size() * 8; ++i) {
@@ -451,18 +408,18 @@ TEST(BundleProtoTest, BitFlipsNeverCrash) {
 TEST(BundleProtoTest, OverlongLengthAndVarint) {
   // Shape length 2^63 with 2 bytes left.
   EXPECT_FALSE(
-      ParseBundleEntry(FromHex("12 80 80 80 80 80 80 80 80 80 01 00 00")).ok());
+      ParseBundleEntry(Unhex("12 80 80 80 80 80 80 80 80 80 01 00 00")).ok());
   // Shape length 5 with 2 bytes left.
-  EXPECT_FALSE(ParseBundleEntry(FromHex("08 01 12 05 12 00")).ok());
+  EXPECT_FALSE(ParseBundleEntry(Unhex("08 01 12 05 12 00")).ok());
   // Eleven-byte varint for offset.
   EXPECT_FALSE(
-      ParseBundleEntry(FromHex("20 80 80 80 80 80 80 80 80 80 80 00")).ok());
+      ParseBundleEntry(Unhex("20 80 80 80 80 80 80 80 80 80 80 00")).ok());
 }
 
 TEST(BundleProtoTest, DimOfTwoToThe63ParsesButFailsValidation) {
   // size = 2^63 as a varint reads as INT64_MIN.
   Result<BundleEntry> parsed = ParseBundleEntry(
-      FromHex("08 01 12 0d 12 0b 08 80 80 80 80 80 80 80 80 80 01"));
+      Unhex("08 01 12 0d 12 0b 08 80 80 80 80 80 80 80 80 80 01"));
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
   ASSERT_EQ(parsed->shape.dims.size(), 1u);
   EXPECT_EQ(parsed->shape.dims[0], std::numeric_limits<int64_t>::min());
@@ -514,7 +471,7 @@ TEST(BundleProtoTest, RandomEntriesRoundTrip) {
     const std::string bytes = SerializeBundleEntry(e);
     Result<BundleEntry> parsed = ParseBundleEntry(bytes);
     ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
-    ASSERT_TRUE(SameEntry(*parsed, e)) << Hex(bytes);
+    ASSERT_TRUE(SameEntry(*parsed, e)) << SpacedHex(bytes);
     ASSERT_EQ(SerializeBundleEntry(*parsed), bytes);
 
     BundleHeader h;

@@ -5,23 +5,16 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
-#include <memory>
 #include <string>
 #include <vector>
+
+#include "test_util.h"
 
 namespace trackpoint {
 namespace {
 
-std::string Hex(std::string_view s) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    if (!out.empty()) out += ' ';
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
-}
+using testing::ExactBuffer;
+using testing::SpacedHex;
 
 std::string Bytes(std::initializer_list<int> bytes) {
   std::string out;
@@ -29,40 +22,29 @@ std::string Bytes(std::initializer_list<int> bytes) {
   return out;
 }
 
-// A heap copy of exactly n bytes, so ASan flags any read past the end.
-struct ExactBuffer {
-  explicit ExactBuffer(std::string_view s)
-      : data(new char[s.size()]), size(s.size()) {
-    std::copy(s.begin(), s.end(), data.get());
-  }
-  std::string_view view() const { return {data.get(), size}; }
-  std::unique_ptr<char[]> data;
-  size_t size;
-};
-
 TEST(ProtoWriterTest, Varints) {
   std::string out;
   ProtoWriter w(&out);
   w.WriteVarint(1, 0);
   w.WriteVarint(1, 300);
   w.WriteVarint(2, std::numeric_limits<uint64_t>::max());
-  EXPECT_EQ(Hex(out), "08 00 08 ac 02 10 ff ff ff ff ff ff ff ff ff 01");
+  EXPECT_EQ(SpacedHex(out), "08 00 08 ac 02 10 ff ff ff ff ff ff ff ff ff 01");
 }
 
 TEST(ProtoWriterTest, NegativeIntegersTakeTenBytes) {
   std::string out;
   ProtoWriter w(&out);
   w.WriteInt32(1, -1);
-  EXPECT_EQ(Hex(out), "08 ff ff ff ff ff ff ff ff ff 01");
+  EXPECT_EQ(SpacedHex(out), "08 ff ff ff ff ff ff ff ff ff 01");
   out.clear();
   w.WriteInt64(1, -1);
-  EXPECT_EQ(Hex(out), "08 ff ff ff ff ff ff ff ff ff 01");
+  EXPECT_EQ(SpacedHex(out), "08 ff ff ff ff ff ff ff ff ff 01");
   out.clear();
   w.WriteInt32(1, std::numeric_limits<int32_t>::min());
-  EXPECT_EQ(Hex(out), "08 80 80 80 80 f8 ff ff ff ff 01");
+  EXPECT_EQ(SpacedHex(out), "08 80 80 80 80 f8 ff ff ff ff 01");
   out.clear();
   w.WriteInt64(1, std::numeric_limits<int64_t>::min());
-  EXPECT_EQ(Hex(out), "08 80 80 80 80 80 80 80 80 80 01");
+  EXPECT_EQ(SpacedHex(out), "08 80 80 80 80 80 80 80 80 80 01");
 }
 
 TEST(ProtoWriterTest, FixedBytesAndBool) {
@@ -74,7 +56,7 @@ TEST(ProtoWriterTest, FixedBytesAndBool) {
   w.WriteMessage(3, "");
   w.WriteBool(4, true);
   w.WriteBool(4, false);
-  EXPECT_EQ(Hex(out),
+  EXPECT_EQ(SpacedHex(out),
             "35 c0 db 3d 17 09 08 07 06 05 04 03 02 01 12 02 68 69 1a 00 "
             "20 01 20 00");
 }
@@ -84,7 +66,7 @@ TEST(ProtoWriterTest, LargeFieldNumbers) {
   ProtoWriter w(&out);
   w.WriteVarint(16, 1);
   w.WriteVarint(kMaxFieldNumber, 1);
-  EXPECT_EQ(Hex(out), "80 01 01 f8 ff ff ff 0f 01");
+  EXPECT_EQ(SpacedHex(out), "80 01 01 f8 ff ff ff 0f 01");
 }
 
 TEST(ProtoWriterTest, PackedInt32) {
@@ -93,7 +75,7 @@ TEST(ProtoWriterTest, PackedInt32) {
   w.WritePackedInt32(3, {});
   EXPECT_EQ(out, "");
   w.WritePackedInt32(3, {1, 300, -1});
-  EXPECT_EQ(Hex(out), "1a 0d 01 ac 02 ff ff ff ff ff ff ff ff ff 01");
+  EXPECT_EQ(SpacedHex(out), "1a 0d 01 ac 02 ff ff ff ff ff ff ff ff ff 01");
 }
 
 TEST(ProtoReaderTest, ReadsWhatTheWriterWrote) {

@@ -5,30 +5,15 @@
 #include <string>
 #include <vector>
 
+#include "test_util.h"
 #include "util/coding.h"
 
 namespace trackpoint {
 namespace table {
 namespace {
 
-std::string Hex(std::string_view bytes) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
-
-std::string Unhex(std::string_view hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(
-        std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
+using testing::Hex;
+using testing::Unhex;
 
 struct Entry {
   uint32_t shared, non_shared, value_length;

@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "test_util.h"
 #include "trackpoint/crc32c.h"
 #include "util/coding.h"
 #include "util/file.h"
@@ -14,14 +15,7 @@ namespace trackpoint {
 namespace table {
 namespace {
 
-std::string Unhex(std::string_view hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(
-        std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
+using testing::Unhex;
 
 // stored || type || masked crc(stored || type)
 std::string WithTrailer(std::string stored, uint8_t type) {

@@ -2,38 +2,21 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 
-#ifndef TRACKPOINT_FIXTURES_DIR
-#error "TRACKPOINT_FIXTURES_DIR must point at tests/fixtures"
-#endif
+#include "test_util.h"
 
 namespace trackpoint {
 namespace table {
 namespace {
 
+using testing::Unhex;
+
 constexpr size_t kCap = size_t{1} << 20;
 
-std::string Unhex(std::string_view hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(
-        std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
-
 std::string ReadFixture(const std::string& name) {
-  const std::string path =
-      std::string(TRACKPOINT_FIXTURES_DIR) + "/snappy/" + name;
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << "missing fixture " << path;
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
+  return testing::ReadFileOrDie(testing::FixturePath("snappy/" + name));
 }
 
 void ExpectMalformed(std::string_view compressed, size_t cap = kCap) {

@@ -3,55 +3,27 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "table/block.h"
 #include "table/format.h"
 #include "table/table.h"
+#include "table/table_test_util.h"
 #include "util/file.h"
-
-#ifndef TRACKPOINT_FIXTURES_DIR
-#error "TRACKPOINT_FIXTURES_DIR must point at tests/fixtures"
-#endif
 
 namespace trackpoint {
 namespace table {
 namespace {
 
-std::string Unhex(std::string_view hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(
-        std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
-
-std::string Hex(std::string_view bytes) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
-
-using KeyValues = std::vector<std::pair<std::string, std::string>>;
-
-std::string Build(const KeyValues& kv,
-                  const TableBuilderOptions& options = {}) {
-  std::string contents;
-  auto file = NewStringWritableFile(&contents, "built.index");
-  TableBuilder builder(file.get(), options);
-  for (const auto& [k, v] : kv) EXPECT_TRUE(builder.Add(k, v).ok());
-  EXPECT_TRUE(builder.Finish().ok());
-  EXPECT_EQ(builder.NumEntries(), kv.size());
-  EXPECT_EQ(builder.FileSize(), contents.size());
-  return contents;
-}
+using testing::BuildTable;
+using testing::FixturePath;
+using testing::FixturePrefixes;
+using testing::Hex;
+using testing::KeyValues;
+using testing::ReadAll;
+using testing::Unhex;
+using testing::WorkedExampleIndex;
 
 // The handles of the data blocks, from the index block.
 std::vector<BlockHandle> DataBlocks(const std::string& contents) {
@@ -76,30 +48,17 @@ std::vector<BlockHandle> DataBlocks(const std::string& contents) {
   return handles;
 }
 
+// Every entry of the table in contents, which must open and read cleanly.
 KeyValues ReadAll(const std::string& contents) {
-  KeyValues out;
   Result<std::unique_ptr<Table>> table =
       Table::Open(NewStringRandomAccessFile(contents, "t.index"));
   EXPECT_TRUE(table.ok()) << table.status().ToString();
-  if (!table.ok()) return out;
-  auto it = (*table)->NewIterator();
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    out.emplace_back(it->key(), it->value());
-  }
-  EXPECT_TRUE(it->status().ok()) << it->status().ToString();
+  if (!table.ok()) return {};
+  Status s;
+  KeyValues out = ReadAll(**table, &s);
+  EXPECT_TRUE(s.ok()) << s.ToString();
   return out;
 }
-
-// FORMAT.md section 12: tv.index, written by TensorFlow 2.21.
-const char kWorkedExampleIndex[] =
-    "00000608011a020801001c0e5f434845434b504f494e5441424c455f4f424a45"
-    "43545f4752415048080712002010289a013563ab0117001c0f732f2e41545452"
-    "4942555445532f5641524941424c455f56414c55450807120412020802280835"
-    "9e9e48ed001c11762f2e415454524942555445532f5641524941424c455f5641"
-    "4c554508011204120208022008280835593ce535000000000100000000ddda61"
-    "89000000000100000000c0f2a1b000010377009c01000000000100000000e7cc"
-    "ead8a10108ae010f000000000000000000000000000000000000000000000000"
-    "0000000000000000000057fb808b247547db";
 
 TEST(TableBuilderTest, WorkedExampleIsByteExact) {
   const KeyValues kv = {
@@ -109,13 +68,13 @@ TEST(TableBuilderTest, WorkedExampleIsByteExact) {
       {"v/.ATTRIBUTES/VARIABLE_VALUE",
        Unhex("08011204120208022008280835593ce535")},
   };
-  const std::string built = Build(kv);
+  const std::string built = BuildTable(kv);
   EXPECT_EQ(built.size(), 242u);
-  EXPECT_EQ(Hex(built), kWorkedExampleIndex);
+  EXPECT_EQ(Hex(built), Hex(WorkedExampleIndex()));
 }
 
 TEST(TableBuilderTest, EmptyTable) {
-  const std::string built = Build({});
+  const std::string built = BuildTable({});
   // metaindex (8 + 5), index (8 + 5), footer.
   EXPECT_EQ(Hex(built),
             "000000000100000000c0f2a1b0"
@@ -265,7 +224,7 @@ KeyValues ManyKeys(int n) {
 
 TEST(TableBuilderTest, MultiBlockFollowsTheFlushRule) {
   const KeyValues kv = ManyKeys(8000);
-  const std::string built = Build(kv);
+  const std::string built = BuildTable(kv);
   const std::vector<BlockHandle> blocks = DataBlocks(built);
   ASSERT_GE(blocks.size(), 2u);
   // A block is cut as soon as its size estimate reaches 256 KiB, so every
@@ -288,7 +247,7 @@ TEST(TableBuilderTest, SmallBlocksAndSeparators) {
   TableBuilderOptions options;
   options.block_size = 64;
   const KeyValues kv = ManyKeys(200);
-  const std::string built = Build(kv, options);
+  const std::string built = BuildTable(kv, options);
   EXPECT_GT(DataBlocks(built).size(), 50u);
   EXPECT_EQ(ReadAll(built), kv);
 }
@@ -297,7 +256,7 @@ TEST(TableBuilderTest, HugeEntryFlushesTheBlockFirst) {
   TableBuilderOptions options;
   options.block_size = 100;
   const KeyValues kv = {{"a", "1"}, {"b", std::string(199, 'x')}, {"c", "3"}};
-  const std::string built = Build(kv, options);
+  const std::string built = BuildTable(kv, options);
   const std::vector<BlockHandle> blocks = DataBlocks(built);
   // "a" alone (flushed before "b": 1 + 199 >= 2 * 100), then "b" (flushed by
   // size), then "c".
@@ -307,7 +266,7 @@ TEST(TableBuilderTest, HugeEntryFlushesTheBlockFirst) {
 
   // Just below the threshold: no early flush, "a" and "b" share a block.
   const KeyValues kv2 = {{"a", "1"}, {"b", std::string(198, 'x')}, {"c", "3"}};
-  const std::vector<BlockHandle> blocks2 = DataBlocks(Build(kv2, options));
+  const std::vector<BlockHandle> blocks2 = DataBlocks(BuildTable(kv2, options));
   ASSERT_EQ(blocks2.size(), 2u);
   EXPECT_GT(blocks2[0].size(), 200u);
 }
@@ -322,21 +281,16 @@ void ExpectRebuildIsIdentical(const std::string& path) {
   ASSERT_TRUE((*file)->Read(0, original.size(), original.data()).ok());
   const KeyValues kv = ReadAll(original);
   ASSERT_FALSE(kv.empty());
-  const std::string rebuilt = Build(kv);
+  const std::string rebuilt = BuildTable(kv);
   EXPECT_EQ(rebuilt.size(), original.size());
   EXPECT_TRUE(rebuilt == original);
 }
 
 TEST(TableBuilderTest, MatchesTensorFlowMultiBlockIndex) {
-  const std::string dir = std::string(TRACKPOINT_FIXTURES_DIR) + "/many_keys";
-  std::vector<std::string> paths;
-  if (std::filesystem::is_directory(dir)) {
-    for (const auto& e : std::filesystem::directory_iterator(dir)) {
-      if (e.path().extension() == ".index") paths.push_back(e.path().string());
-    }
-  }
-  if (paths.empty()) GTEST_SKIP() << "no " << dir << "/*.index";
-  for (const std::string& path : paths) {
+  const std::vector<std::string> prefixes = FixturePrefixes("many_keys");
+  if (prefixes.empty()) GTEST_SKIP() << "no many_keys/*.index fixture";
+  for (const std::string& prefix : prefixes) {
+    const std::string path = FixturePath(prefix + ".index");
     std::string contents;
     {
       auto f = NewRandomAccessFile(path);
@@ -350,17 +304,11 @@ TEST(TableBuilderTest, MatchesTensorFlowMultiBlockIndex) {
 }
 
 TEST(TableBuilderTest, MatchesEveryTensorFlowIndexFixture) {
-  const std::filesystem::path root(TRACKPOINT_FIXTURES_DIR);
-  int seen = 0;
-  if (std::filesystem::is_directory(root)) {
-    for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
-      if (e.is_regular_file() && e.path().extension() == ".index") {
-        ExpectRebuildIsIdentical(e.path().string());
-        ++seen;
-      }
-    }
+  const std::vector<std::string> prefixes = FixturePrefixes();
+  if (prefixes.empty()) GTEST_SKIP() << "no .index fixtures";
+  for (const std::string& prefix : prefixes) {
+    ExpectRebuildIsIdentical(FixturePath(prefix + ".index"));
   }
-  if (seen == 0) GTEST_SKIP() << "no .index fixtures under " << root;
 }
 
 }  // namespace

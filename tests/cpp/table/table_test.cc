@@ -3,75 +3,32 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "table/block_builder.h"
 #include "table/format.h"
 #include "table/table_builder.h"
+#include "table/table_test_util.h"
 #include "trackpoint/crc32c.h"
 #include "util/coding.h"
 #include "util/file.h"
-
-#ifndef TRACKPOINT_FIXTURES_DIR
-#error "TRACKPOINT_FIXTURES_DIR must point at tests/fixtures"
-#endif
 
 namespace trackpoint {
 namespace table {
 namespace {
 
-std::string Unhex(std::string_view hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(
-        std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
-
-using KeyValues = std::vector<std::pair<std::string, std::string>>;
-
-// FORMAT.md section 12: tv.index, written by TensorFlow 2.21.
-const std::string& WorkedExample() {
-  static const std::string* bytes = new std::string(
-      Unhex("00000608011a020801001c0e5f434845434b504f494e5441424c455f4f424a45"
-            "43545f4752415048080712002010289a013563ab0117001c0f732f2e41545452"
-            "4942555445532f5641524941424c455f56414c55450807120412020802280835"
-            "9e9e48ed001c11762f2e415454524942555445532f5641524941424c455f5641"
-            "4c554508011204120208022008280835593ce535000000000100000000ddda61"
-            "89000000000100000000c0f2a1b000010377009c01000000000100000000e7cc"
-            "ead8a10108ae010f000000000000000000000000000000000000000000000000"
-            "0000000000000000000057fb808b247547db"));
-  return *bytes;
-}
+using testing::BuildTable;
+using testing::FixturePath;
+using testing::FixturePrefixes;
+using testing::KeyValues;
+using testing::ReadAll;
+using testing::Unhex;
+using testing::WorkedExampleIndex;
 
 Result<std::unique_ptr<Table>> OpenString(std::string contents,
                                           std::string name = "t.index") {
   return Table::Open(NewStringRandomAccessFile(std::move(contents), name));
-}
-
-// Every entry via SeekToFirst/Next; the final status in *status.
-KeyValues ReadAll(const Table& table, Status* status) {
-  KeyValues out;
-  auto it = table.NewIterator();
-  size_t steps = 0;
-  for (it->SeekToFirst(); it->Valid() && steps < 1000000; it->Next(), ++steps) {
-    out.emplace_back(it->key(), it->value());
-  }
-  *status = it->status();
-  return out;
-}
-
-std::string Build(const KeyValues& kv,
-                  const TableBuilderOptions& options = {}) {
-  std::string contents;
-  auto file = NewStringWritableFile(&contents, "built.index");
-  TableBuilder builder(file.get(), options);
-  for (const auto& [k, v] : kv) EXPECT_TRUE(builder.Add(k, v).ok());
-  EXPECT_TRUE(builder.Finish().ok());
-  return contents;
 }
 
 // Assembles a table by hand, so tests can store any bytes with any block
@@ -141,7 +98,7 @@ std::string SnappyLiteral(std::string_view raw) {
 }
 
 TEST(TableTest, ReadsTheWorkedExample) {
-  auto table = OpenString(WorkedExample(), "tv.index");
+  auto table = OpenString(WorkedExampleIndex(), "tv.index");
   ASSERT_TRUE(table.ok()) << table.status().ToString();
   EXPECT_EQ((*table)->footer().index_handle(), BlockHandle(174, 15));
   Status s;
@@ -164,7 +121,7 @@ TEST(TableTest, ReadsTheWorkedExample) {
 }
 
 TEST(TableTest, EmptyTable) {
-  auto table = OpenString(Build({}));
+  auto table = OpenString(BuildTable({}));
   ASSERT_TRUE(table.ok());
   auto it = (*table)->NewIterator();
   it->SeekToFirst();
@@ -191,7 +148,7 @@ class MultiBlockTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     kv_ = new KeyValues(ManyKeys(8000));
-    contents_ = new std::string(Build(*kv_));
+    contents_ = new std::string(BuildTable(*kv_));
   }
   static void TearDownTestSuite() {
     delete kv_;
@@ -374,13 +331,13 @@ TEST(TableTest, TooShortAndBadMagic) {
 }
 
 TEST(TableTest, EveryTruncationFails) {
-  const std::string& good = WorkedExample();
+  const std::string& good = WorkedExampleIndex();
   for (size_t n = 0; n < good.size(); ++n) {
     SCOPED_TRACE(n);
     ExpectCorrupt(good.substr(0, n));
   }
   // The multi-block table, cut inside its blocks.
-  const std::string big = Build(ManyKeys(8000));
+  const std::string big = BuildTable(ManyKeys(8000));
   for (size_t n : {size_t{0}, size_t{47}, size_t{48}, size_t{1000},
                    size_t{262144}, big.size() - 49, big.size() - 1}) {
     ExpectCorrupt(big.substr(0, n));
@@ -388,7 +345,7 @@ TEST(TableTest, EveryTruncationFails) {
 }
 
 TEST(TableTest, EveryBitFlipFails) {
-  const std::string& good = WorkedExample();
+  const std::string& good = WorkedExampleIndex();
   for (size_t bit = 0; bit < good.size() * 8; ++bit) {
     SCOPED_TRACE(bit);
     std::string flipped = good;
@@ -398,10 +355,10 @@ TEST(TableTest, EveryBitFlipFails) {
 }
 
 TEST(TableTest, ChecksumMismatchNamesFileAndOffset) {
-  std::string bad = WorkedExample();
+  std::string bad = WorkedExampleIndex();
   bad[20] ^= 1;  // inside the data block at offset 0
   ExpectCorrupt(bad, "data block checksum mismatch in bad.index at offset 0");
-  bad = WorkedExample();
+  bad = WorkedExampleIndex();
   bad[180] ^= 1;  // inside the index block at offset 174
   ExpectCorrupt(bad,
                 "index block checksum mismatch in bad.index at offset 174");
@@ -431,7 +388,7 @@ TEST(TableTest, HugeHandleSizesAllocateNothing) {
   ExpectCorrupt(t.Finish({{"l", Handle(h.offset(), uint64_t{1} << 62)}}),
                 "bad data block handle");
   // A footer whose index handle claims an exabyte.
-  std::string contents = WorkedExample();
+  std::string contents = WorkedExampleIndex();
   Footer footer;
   footer.set_metaindex_handle(BlockHandle(161, 8));
   footer.set_index_handle(BlockHandle(174, ~uint64_t{0} - 10));
@@ -481,15 +438,10 @@ TEST(TableTest, SnappyBlockClaimingTooMuch) {
 }
 
 TEST(TableTest, ReadsTensorFlowMultiBlockIndexFromDisk) {
-  const std::string dir = std::string(TRACKPOINT_FIXTURES_DIR) + "/many_keys";
-  std::vector<std::string> paths;
-  if (std::filesystem::is_directory(dir)) {
-    for (const auto& e : std::filesystem::directory_iterator(dir)) {
-      if (e.path().extension() == ".index") paths.push_back(e.path().string());
-    }
-  }
-  if (paths.empty()) GTEST_SKIP() << "no " << dir << "/*.index";
-  for (const std::string& path : paths) {
+  const std::vector<std::string> prefixes = FixturePrefixes("many_keys");
+  if (prefixes.empty()) GTEST_SKIP() << "no many_keys/*.index fixture";
+  for (const std::string& prefix : prefixes) {
+    const std::string path = FixturePath(prefix + ".index");
     auto file = NewRandomAccessFile(path);
     ASSERT_TRUE(file.ok());
     auto table = Table::Open(std::move(file).value());
