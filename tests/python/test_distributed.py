@@ -370,6 +370,10 @@ def test_saved_checkpoint_equals_single_process_reference(request, job, referenc
     prefix = paths.pop()
     assert_same_tensors(all_tensors(prefix), all_tensors(reference))
     assert trackpoint.latest_checkpoint(directory) == prefix
+    # `trackpoint verify` reads every tensor and checks every CRC.
+    verify = subprocess.run([sys.executable, "-m", "trackpoint", "verify", prefix],
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
     assert not glob.glob(str(directory / "*_temp"))
     # Partitioned tensors are stored as slices; replicated ones once, spread
     # over the processes (one data file each).
