@@ -103,10 +103,12 @@ class BundleWriter {
   // Receives a payload's bytes in order, one chunk per call.
   using ChunkSink = std::function<Status(const char* chunk, size_t len)>;
   // Appends a fixed-size tensor of nbytes bytes, which produce passes, in
-  // order, to the sink it is given.
+  // order, to the sink it is given; or, when host_data is given, the bytes
+  // at host_data, checksummed and written in pieces on several threads.
   Status AppendPayload(std::string key, DataType dtype,
                        const TensorShape& shape, size_t nbytes, int shard,
-                       const std::function<Status(const ChunkSink&)>& produce);
+                       const std::function<Status(const ChunkSink&)>& produce,
+                       const char* host_data = nullptr);
   Status AddEntry(std::string key, BundleEntry entry);
   Status WriteIndex();
   void DeleteTempFiles();

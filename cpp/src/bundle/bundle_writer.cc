@@ -23,6 +23,7 @@
 #include "table/table_builder.h"
 #include "trackpoint/crc32c.h"
 #include "util/file.h"
+#include "util/parallel.h"
 
 namespace trackpoint {
 namespace {
@@ -30,6 +31,8 @@ namespace {
 // Tensors are checksummed and written in pieces of this size: large enough
 // to bypass the file's buffer, small enough to stay in cache between the two.
 constexpr size_t kWriteChunk = size_t{2} << 20;
+// Host tensors at least this large are written by several threads at once.
+constexpr size_t kParallelWriteMin = size_t{8} << 20;
 
 std::string TempName(const std::string& final_name) {
   return final_name + ".tempstate" + std::to_string(RandomU64());
@@ -146,6 +149,12 @@ Status BundleWriter::AppendFixed(std::string key, DataType dtype,
                                  const TensorShape& shape, const void* data,
                                  size_t nbytes, int shard_id) {
   const char* bytes = static_cast<const char*>(data);
+  if (nbytes >= kParallelWriteMin) {
+    // Large tensors: pieces checksummed and written on several threads, each
+    // at its own offset; their CRCs combined in order.
+    return AppendPayload(std::move(key), dtype, shape, nbytes, shard_id,
+                         /*produce=*/{}, bytes);
+  }
   auto produce = [&](const ChunkSink& sink) {
     for (size_t done = 0; done < nbytes;) {
       const size_t n = std::min(kWriteChunk, nbytes - done);
@@ -160,7 +169,8 @@ Status BundleWriter::AppendFixed(std::string key, DataType dtype,
 
 Status BundleWriter::AppendPayload(
     std::string key, DataType dtype, const TensorShape& shape, size_t nbytes,
-    int shard_id, const std::function<Status(const ChunkSink&)>& produce) {
+    int shard_id, const std::function<Status(const ChunkSink&)>& produce,
+    const char* host_data) {
   if (entries_.count(key)) {
     return InvalidArgumentError("duplicate tensor key '" + key + "'");
   }
@@ -189,12 +199,30 @@ Status BundleWriter::AppendPayload(
   // then written.
   uint32_t crc = 0;
   size_t written = 0;
-  status_ = produce([&](const char* chunk, size_t len) {
-    crc = crc32c::Extend(crc, chunk, len);
-    TP_RETURN_IF_ERROR(shard.file->Append(std::string_view(chunk, len)));
-    written += len;
-    return OkStatus();
-  });
+  if (host_data != nullptr) {
+    const size_t pieces = (nbytes + kWriteChunk - 1) / kWriteChunk;
+    std::vector<uint32_t> crcs(pieces);
+    status_ = shard.file->AppendInPieces(
+        std::string_view(host_data, nbytes), kWriteChunk, DefaultIoThreads(),
+        [&](size_t i, std::string_view piece) {
+          crcs[i] = crc32c::Value(piece.data(), piece.size());
+        });
+    if (status_.ok()) {
+      crc = crcs[0];
+      for (size_t i = 1; i < pieces; ++i) {
+        crc = crc32c::Combine(crc, crcs[i],
+                              std::min(kWriteChunk, nbytes - i * kWriteChunk));
+      }
+      written = nbytes;
+    }
+  } else {
+    status_ = produce([&](const char* chunk, size_t len) {
+      crc = crc32c::Extend(crc, chunk, len);
+      TP_RETURN_IF_ERROR(shard.file->Append(std::string_view(chunk, len)));
+      written += len;
+      return OkStatus();
+    });
+  }
   if (status_.ok() && written != nbytes) {
     status_ = InternalError("key '" + key + "': " + std::to_string(written) +
                             " of " + std::to_string(nbytes) +

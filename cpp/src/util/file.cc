@@ -10,6 +10,9 @@
 #include <cstdio>
 #include <mutex>
 #include <random>
+#include <vector>
+
+#include "util/parallel.h"
 
 namespace trackpoint {
 namespace {
@@ -86,6 +89,44 @@ class PosixWritableFile final : public WritableFile {
     return WriteRaw(data.data(), data.size());
   }
 
+  // Pieces are written with pwrite at their offsets, on several threads.
+  Status AppendInPieces(std::string_view data, size_t piece_size, int threads,
+                        const PieceFn& on_piece) override {
+    TP_RETURN_IF_ERROR(FlushBuffer());
+    int fault = 0;
+    const size_t allowed = AllowWrite(data.size(), &fault);
+    if (fault != 0) {  // an injected fault: the bytes under the budget, then it
+      TP_RETURN_IF_ERROR(WriteAll(data.data(), allowed));
+      return FailWrite(fault);
+    }
+    const size_t pieces = (data.size() + piece_size - 1) / piece_size;
+    std::vector<int> errors(pieces, 0);
+    const uint64_t base = offset_;
+    ParallelFor(pieces, threads, [&](size_t i) {
+      std::string_view piece = data.substr(i * piece_size, piece_size);
+      on_piece(i, piece);
+      uint64_t at = base + i * piece_size;
+      while (!piece.empty()) {
+        ssize_t n = ::pwrite(fd_, piece.data(), piece.size(), static_cast<off_t>(at));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          errors[i] = errno;
+          return;
+        }
+        piece.remove_prefix(static_cast<size_t>(n));
+        at += static_cast<uint64_t>(n);
+      }
+    });
+    for (int err : errors) {
+      if (err != 0) return FailWrite(err);
+    }
+    offset_ = base + data.size();
+    if (::lseek(fd_, static_cast<off_t>(offset_), SEEK_SET) < 0) {
+      return FailWrite(errno);
+    }
+    return OkStatus();
+  }
+
   Status Sync() override {
     TP_RETURN_IF_ERROR(FlushBuffer());
     if (fd_ >= 0) {
@@ -123,23 +164,35 @@ class PosixWritableFile final : public WritableFile {
   Status WriteRaw(const char* data, size_t n) {
     int fault = 0;
     n = AllowWrite(n, &fault);
+    TP_RETURN_IF_ERROR(WriteAll(data, n));
+    if (fault != 0) return FailWrite(fault);
+    return status_;
+  }
+
+  // write() until all of data[0, n) is in the file (no fault accounting).
+  Status WriteAll(const char* data, size_t n) {
     while (n > 0) {
       ssize_t written = ::write(fd_, data, n);
       if (written < 0) {
         if (errno == EINTR) continue;
-        status_ = ErrnoToStatus(errno, "write " + name_);
-        return status_;
+        return FailWrite(errno);
       }
       data += written;
       n -= static_cast<size_t>(written);
+      offset_ += static_cast<uint64_t>(written);
     }
-    if (fault != 0) status_ = ErrnoToStatus(fault, "write " + name_);
+    return status_;
+  }
+
+  Status FailWrite(int err) {
+    status_ = ErrnoToStatus(err, "write " + name_);
     return status_;
   }
 
   int fd_;
   std::string name_;
   std::string buffer_;
+  uint64_t offset_ = 0;  // bytes written so far: the file was created empty
   Status status_;
 };
 
@@ -222,6 +275,16 @@ Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoToStatus(errno, "cannot create " + path);
   return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
+}
+
+Status WritableFile::AppendInPieces(std::string_view data, size_t piece_size,
+                                    int threads, const PieceFn& on_piece) {
+  for (size_t i = 0, off = 0; off < data.size(); ++i, off += piece_size) {
+    std::string_view piece = data.substr(off, piece_size);
+    on_piece(i, piece);
+    TP_RETURN_IF_ERROR(Append(piece));
+  }
+  return OkStatus();
 }
 
 Result<OpenedFile> OpenForReading(const std::string& path) {

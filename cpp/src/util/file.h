@@ -4,6 +4,7 @@
 #define TRACKPOINT_UTIL_FILE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,6 +20,14 @@ class WritableFile {
  public:
   virtual ~WritableFile() = default;
   virtual Status Append(std::string_view data) = 0;
+  // Appends data in pieces of piece_size bytes, calling on_piece(i, piece)
+  // for each piece just before it is written (e.g. to checksum it while it is
+  // in cache). Files that can write at offsets write the pieces on up to
+  // `threads` threads at once (on_piece must then be thread-safe); this
+  // default writes them in order.
+  using PieceFn = std::function<void(size_t index, std::string_view piece)>;
+  virtual Status AppendInPieces(std::string_view data, size_t piece_size,
+                                int threads, const PieceFn& on_piece);
   // Pushes buffered bytes to the OS and fsyncs them.
   virtual Status Sync() = 0;
   // Flushes and closes; does not fsync. Idempotent.

@@ -10,6 +10,8 @@
 #include "staging/staging_pool.h"
 #include "test_util.h"
 #include "trackpoint/bundle_reader.h"
+#include "trackpoint/crc32c.h"
+#include "util/file.h"
 
 namespace trackpoint {
 namespace {
@@ -319,6 +321,62 @@ TEST(BundleWriterTest, AddFromDeviceCopyFailureFailsTheBundle) {
     }
     EXPECT_TRUE(ListDir(dir.path()).empty()) << "at_enqueue " << at_enqueue;
   }
+}
+
+}  // namespace
+}  // namespace trackpoint
+
+namespace trackpoint {
+namespace {
+
+// Tensors of 8 MiB or more are written by several threads at their offsets;
+// the file must hold exactly what a sequential write would.
+TEST(BundleWriterTest, LargeTensorsWrittenInParallelLandInOrder) {
+  testing::ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  std::vector<uint32_t> big((size_t{40} << 20) / 4 + 3);  // not a piece multiple
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint32_t>(i * 2654435761u);
+  const int16_t before[3] = {1, 2, 3};
+  const int16_t after[2] = {-4, 5};
+  {
+    auto writer = BundleWriter::Open(prefix);
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->Add("a", DataType::kInt16, {{3}}, before, 6).ok());
+    ASSERT_TRUE((*writer)->Add("big", DataType::kUint32,
+                               {{static_cast<int64_t>(big.size())}}, big.data(),
+                               big.size() * 4).ok());
+    ASSERT_TRUE((*writer)->Add("z", DataType::kInt16, {{2}}, after, 4).ok());
+    ASSERT_TRUE((*writer)->Finish().ok());
+  }
+  std::string expected(reinterpret_cast<const char*>(before), 6);
+  expected.append(reinterpret_cast<const char*>(big.data()), big.size() * 4);
+  expected.append(reinterpret_cast<const char*>(after), 4);
+  EXPECT_TRUE(testing::ReadFileOrDie(prefix + ".data-00000-of-00001") == expected);
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*reader)->Find("big")->crc32c,
+            crc32c::Mask(crc32c::Value(big.data(), big.size() * 4)));
+  EXPECT_EQ((*reader)->Find("z")->offset, static_cast<int64_t>(6 + big.size() * 4));
+  std::vector<uint32_t> back(big.size());
+  ASSERT_TRUE((*reader)->ReadTensor("big", back.data(), back.size() * 4).ok());
+  EXPECT_TRUE(back == big);
+}
+
+TEST(BundleWriterTest, DiskFullDuringAParallelWriteIsACleanError) {
+  testing::ScratchDir dir;
+  std::vector<char> big(size_t{48} << 20, 'x');
+  {
+    auto writer = BundleWriter::Open(dir.Join("ckpt"));
+    ASSERT_TRUE(writer.ok());
+    SetIoFaultForTesting(IoFault::kWriteNoSpace, size_t{10} << 20);
+    Status s = (*writer)->Add("big", DataType::kInt8,
+                              {{static_cast<int64_t>(big.size())}}, big.data(),
+                              big.size());
+    SetIoFaultForTesting(IoFault::kNone, 0);
+    EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+    EXPECT_EQ((*writer)->Finish().code(), StatusCode::kResourceExhausted);
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
 }  // namespace
