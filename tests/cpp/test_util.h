@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "trackpoint/status.h"
+
 #ifndef TRACKPOINT_FIXTURES_DIR
 #error "TRACKPOINT_FIXTURES_DIR must point at tests/fixtures"
 #endif
@@ -142,6 +144,24 @@ class ExactBuffer {
   std::unique_ptr<char[]> data_;
   size_t size_;
 };
+
+// Whether a status's message mentions text.
+inline bool Contains(const Status& s, const std::string& text) {
+  return s.message().find(text) != std::string::npos;
+}
+
+// n bytes from a xorshift generator: no short period, the same for a seed.
+inline std::vector<char> PseudoRandomBytes(size_t n, uint32_t seed) {
+  std::vector<char> bytes(n);
+  uint32_t x = 2463534242u + seed;
+  for (char& b : bytes) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    b = static_cast<char>(x);
+  }
+  return bytes;
+}
 
 }  // namespace trackpoint::testing
 

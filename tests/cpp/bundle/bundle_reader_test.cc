@@ -26,9 +26,7 @@ using testing::ReadFileOrDie;
 using testing::ScratchDir;
 using testing::WriteFileOrDie;
 
-bool Contains(const Status& s, const std::string& text) {
-  return s.message().find(text) != std::string::npos;
-}
+using testing::Contains;
 
 // Writes an index holding header and entries (already in key order) by hand,
 // for bundles BundleWriter would never produce.
@@ -513,15 +511,7 @@ namespace {
 constexpr size_t kStageChunk = 4096;  // the pool's buffer size in these tests
 
 std::vector<char> StageBytes(size_t n, uint32_t seed) {
-  std::vector<char> bytes(n);
-  uint32_t x = 2463534242u + seed;
-  for (char& b : bytes) {  // xorshift: no period of kStageChunk
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    b = static_cast<char>(x);
-  }
-  return bytes;
+  return testing::PseudoRandomBytes(n, seed);
 }
 
 std::unique_ptr<staging::StagingPool> StagePool(staging::DeviceBackend& backend,

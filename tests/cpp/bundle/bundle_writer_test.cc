@@ -191,15 +191,7 @@ TEST(BundleWriterTest, DataFileNamesWidenPastFiveDigits) {
 constexpr size_t kStageChunk = 4096;  // the pool's buffer size in these tests
 
 std::vector<char> Bytes(size_t n, uint32_t seed) {
-  std::vector<char> bytes(n);
-  uint32_t x = 2463534242u + seed;
-  for (char& b : bytes) {  // xorshift: no period of kStageChunk
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    b = static_cast<char>(x);
-  }
-  return bytes;
+  return testing::PseudoRandomBytes(n, seed);
 }
 
 std::unique_ptr<staging::StagingPool> MakeStagingPool(

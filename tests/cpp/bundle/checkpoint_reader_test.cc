@@ -18,9 +18,7 @@ using testing::ReadFileOrDie;
 using testing::ScratchDir;
 using testing::WriteFileOrDie;
 
-bool Contains(const Status& s, const std::string& text) {
-  return s.message().find(text) != std::string::npos;
-}
+using testing::Contains;
 
 // Copies every file of a fixture checkpoint into dir, under the same names.
 void CopyFixture(const std::string& fixture_dir, const std::string& dir) {

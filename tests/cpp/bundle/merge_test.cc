@@ -19,9 +19,7 @@ namespace {
 
 using testing::ScratchDir;
 
-bool Contains(const Status& s, const std::string& text) {
-  return s.message().find(text) != std::string::npos;
-}
+using testing::Contains;
 
 std::vector<std::string> Listing(const std::string& dir) {
   std::vector<std::string> names;

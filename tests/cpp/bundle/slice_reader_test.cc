@@ -21,9 +21,7 @@ using testing::WriteFileOrDie;
 
 constexpr int64_t kFull = SliceExtent::kFullExtent;
 
-bool Contains(const Status& s, const std::string& text) {
-  return s.message().find(text) != std::string::npos;
-}
+using testing::Contains;
 
 int64_t NumElements(const TensorShape& shape) {
   int64_t n = 1;
