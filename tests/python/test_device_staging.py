@@ -5,7 +5,6 @@ host memory that the staging layer treats as device memory (the fake
 backend's copies run on worker threads, asynchronously, as a GPU's would).
 """
 
-import ctypes
 import os
 
 import numpy as np
@@ -19,6 +18,8 @@ from trackpoint.adapters.dlpack import DLPackArray
 from trackpoint.bundle import BundleReader, BundleWriter
 from trackpoint.errors import DataLossError, InvalidArgumentError, UnavailableError
 from trackpoint.trackable.base import Trackable
+
+from dlpack_util import DLPackCudaArray
 
 CHUNK = 4096  # the staging pool's buffer size in these tests
 SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 10 * CHUNK + 7]
@@ -224,62 +225,6 @@ def test_cuda_tensor_without_a_runtime_is_a_clear_error_and_leaves_no_file(tmp_p
 
 
 # ---- DLPack ---------------------------------------------------------------------------------
-class _DLDevice(ctypes.Structure):
-    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
-
-
-class _DLDataType(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
-
-
-class _DLTensor(ctypes.Structure):
-    _fields_ = [
-        ("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32),
-        ("dtype", _DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
-        ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64),
-    ]
-
-
-class _DLManagedTensor(ctypes.Structure):
-    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p),
-                ("deleter", ctypes.c_void_p)]
-
-
-_capsule_new = ctypes.pythonapi.PyCapsule_New
-_capsule_new.restype = ctypes.py_object
-_capsule_new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
-
-
-class FakeCudaArray:
-    """Host memory that calls itself, through DLPack, an array on CUDA device 0
-    (as a CuPy array would)."""
-
-    def __init__(self, host, code, bits, strides=None):
-        self.host = host
-        self.code, self.bits = code, bits
-        self.strides = strides
-        self._keep = []
-
-    def __dlpack_device__(self):
-        return (2, 0)
-
-    def __dlpack__(self, stream=None, max_version=None, **kwargs):
-        mt = _DLManagedTensor()
-        t = mt.dl_tensor
-        t.data = self.host.ctypes.data
-        t.device = _DLDevice(2, 0)
-        t.ndim = self.host.ndim
-        t.dtype = _DLDataType(self.code, self.bits, 1)
-        shape = (ctypes.c_int64 * max(1, self.host.ndim))(*self.host.shape)
-        t.shape = ctypes.cast(shape, ctypes.POINTER(ctypes.c_int64))
-        if self.strides is not None:
-            strides = (ctypes.c_int64 * len(self.strides))(*self.strides)
-            t.strides = ctypes.cast(strides, ctypes.POINTER(ctypes.c_int64))
-            self._keep.append(strides)
-        self._keep += [mt, shape]
-        return _capsule_new(ctypes.addressof(mt), b"dltensor", None)
-
-
 @pytest.fixture
 def fake_cuda_staging(monkeypatch):
     """DLPack's CUDA memory staged by the fake backend (host memory)."""
@@ -291,7 +236,7 @@ def fake_cuda_staging(monkeypatch):
 @pytest.mark.parametrize("n", [1, CHUNK + 1, 10 * CHUNK + 7])
 def test_dlpack_cuda_array_round_trip_through_staging(tmp_path, fake_cuda_staging, n):
     host = np.random.default_rng(n).standard_normal(n).astype(np.float32)
-    array = FakeCudaArray(host.copy(), code=2, bits=32)
+    array = DLPackCudaArray(host.copy(), code=2, bits=32)
     ckpt = trackpoint.Checkpoint(w=DLPackArray(array))
     path = ckpt.save(tmp_path / "ckpt")
     np.testing.assert_array_equal(trackpoint.load_variable(path, "w/.ATTRIBUTES/VARIABLE_VALUE"), host)
@@ -302,7 +247,7 @@ def test_dlpack_cuda_array_round_trip_through_staging(tmp_path, fake_cuda_stagin
 
 def test_dlpack_bfloat16_and_non_contiguous_cuda_arrays(tmp_path, fake_cuda_staging):
     bits = pattern(2 * 3 * CHUNK, seed=6).view(np.uint16).reshape(3, CHUNK)
-    array = FakeCudaArray(bits.copy(), code=4, bits=16)
+    array = DLPackCudaArray(bits.copy(), code=4, bits=16)
     path = trackpoint.Checkpoint(b=DLPackArray(array)).write(tmp_path / "ckpt")
     reader = trackpoint.load_checkpoint(path)
     assert reader.get_variable_to_dtype_map()["b/.ATTRIBUTES/VARIABLE_VALUE"] == "bfloat16"
@@ -310,14 +255,14 @@ def test_dlpack_bfloat16_and_non_contiguous_cuda_arrays(tmp_path, fake_cuda_stag
     trackpoint.Checkpoint(b=DLPackArray(array)).read(path).assert_consumed()
     assert array.host.tobytes() == bits.tobytes()
 
-    strided = FakeCudaArray(np.zeros((4, 4), np.float32), code=2, bits=32, strides=(1, 4))
+    strided = DLPackCudaArray(np.zeros((4, 4), np.float32), code=2, bits=32, strides=(1, 4))
     with pytest.raises(InvalidArgumentError, match="non-contiguous"):
         trackpoint.Checkpoint(t=DLPackArray(strided)).write(tmp_path / "nc")
 
 
 @needs_no_cuda
 def test_dlpack_cuda_array_without_a_runtime_is_a_clear_error(tmp_path):
-    array = FakeCudaArray(np.zeros(8, np.float32), code=2, bits=32)
+    array = DLPackCudaArray(np.zeros(8, np.float32), code=2, bits=32)
     with pytest.raises(UnavailableError, match="cannot save tensor 'w/.ATTRIBUTES/VARIABLE_VALUE'"):
         trackpoint.Checkpoint(w=DLPackArray(array)).write(tmp_path / "ckpt")
     assert os.listdir(tmp_path) == []
