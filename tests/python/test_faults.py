@@ -7,13 +7,14 @@ failed save is left in the directory."""
 from __future__ import annotations
 
 import errno
+import gc
 import os
 
 import numpy as np
 import pytest
 
 import trackpoint
-from trackpoint import _core, management
+from trackpoint import _core, cli, management
 from trackpoint.errors import ResourceExhaustedError, UnavailableError
 
 
@@ -37,10 +38,12 @@ def _fill(model, k):
     model.label.assign(f"save {k}")
 
 
-def _check(prefix, k):
-    """The checkpoint restores whole, with every value from save k."""
+def _check(prefix, k, *, written=False):
+    """The checkpoint restores whole, with every value from save k (written:
+    by Checkpoint.write, so without a save_counter)."""
     model = _model()
-    trackpoint.Checkpoint(model=model).restore(prefix).assert_consumed()
+    ckpt = trackpoint.Checkpoint(model=model)
+    (ckpt.read(prefix) if written else ckpt.restore(prefix)).assert_consumed()
     assert (np.asarray(model.big) == k).all()
     assert (np.asarray(model.small) == k).all()
     assert model.label.numpy() == f"save {k}".encode()
@@ -166,6 +169,63 @@ def test_checkpoint_write_under_faults_leaves_no_file(tmp_path):
             trackpoint.Checkpoint(model=model).write(tmp_path / "ckpt")
         _core._set_io_fault("none", 0)
         assert _listing(tmp_path) == [], fault
+
+
+def _contents(directory):
+    return {name: (directory / name).read_bytes() for name in _listing(directory)}
+
+
+# Where a fault strikes while a checkpoint is written over an existing one:
+# (fault, its byte budget from the old data file's size D and index's size I).
+OVERWRITE_FAULTS = {
+    "data": ("enospc", lambda d, i: d // 2),
+    "data fsync": ("fsync", lambda d, i: 0),
+    "index": ("enospc", lambda d, i: d + i // 2),
+    "index eio": ("eio", lambda d, i: d + 1),
+    "index fsync": ("fsync", lambda d, i: d + 1),
+}
+
+
+@pytest.mark.parametrize("where", list(OVERWRITE_FAULTS))
+def test_a_failed_overwrite_keeps_the_old_checkpoint(tmp_path, where):
+    # Checkpoint.write over an existing prefix: a fault while the new data or
+    # index is written leaves the old checkpoint byte for byte.
+    model = _model()
+    _fill(model, 1)
+    prefix = tmp_path / "ckpt"
+    trackpoint.Checkpoint(model=model).write(prefix)
+    before = _contents(tmp_path)
+    fault, budget = OVERWRITE_FAULTS[where]
+    _fill(model, 2)  # the same file sizes as save 1
+    _core._set_io_fault(fault, budget(len(before["ckpt.data-00000-of-00001"]),
+                                      len(before["ckpt.index"])))
+    with pytest.raises((ResourceExhaustedError, UnavailableError)):
+        trackpoint.Checkpoint(model=model).write(prefix)
+    _core._set_io_fault("none", 0)
+
+    assert _contents(tmp_path) == before  # no temporary file either
+    _check(prefix, 1, written=True)
+    assert cli.main(["verify", str(prefix)]) == 0  # every CRC32C
+    trackpoint.Checkpoint(model=model).write(prefix)
+    _check(prefix, 2, written=True)
+
+
+def test_a_failed_write_dropped_late_spares_its_retry(tmp_path):
+    # The failed write's exception (its traceback holding the writer) outlives
+    # a successful retry at the same prefix: letting it go deletes nothing.
+    model = _model()
+    _fill(model, 1)
+    _core._set_io_fault("dirsync", 0)  # after every file was renamed into place
+    with pytest.raises(UnavailableError) as raised:
+        trackpoint.Checkpoint(model=model).write(tmp_path / "ckpt")
+    _core._set_io_fault("none", 0)
+    assert _listing(tmp_path) == []
+    trackpoint.Checkpoint(model=model).write(tmp_path / "ckpt")
+    after = _listing(tmp_path)
+    del raised
+    gc.collect()
+    assert _listing(tmp_path) == after
+    _check(tmp_path / "ckpt", 1, written=True)
 
 
 def test_unknown_fault_kind_is_a_value_error():

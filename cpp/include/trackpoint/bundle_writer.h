@@ -2,11 +2,14 @@
 // TensorFlow's format: P.data-00000-of-0000N ... and P.index.
 //
 // Files are written under temporary names (P.data-...tempstate<random>,
-// P.index.tempstate<random>) and renamed into place by Finish(): data shards
-// first, the index last, so a reader that finds P.index finds a complete
-// bundle. With sync (the default) every file is fsynced before its rename and
-// the directory after, so a finished bundle survives a power cut. Writing
-// over an existing bundle deletes its index before any data file is replaced.
+// P.index.tempstate<random>), and Finish() completes all of them, the index
+// too, before it touches anything at P. Then it renames them into place:
+// data shards first, the index last, so a reader that finds P.index finds a
+// complete bundle. With sync (the default) every file is fsynced before its
+// rename and the directory after, so a finished bundle survives a power cut.
+// Writing over an existing bundle deletes its index before any data file is
+// replaced: a failure while writing (a full disk, an I/O error) leaves the
+// old bundle as it was, one while renaming leaves no P.index at all.
 #ifndef TRACKPOINT_BUNDLE_WRITER_H_
 #define TRACKPOINT_BUNDLE_WRITER_H_
 
@@ -110,12 +113,17 @@ class BundleWriter {
                        const std::function<Status(const ChunkSink&)>& produce,
                        const char* host_data = nullptr);
   Status AddEntry(std::string key, BundleEntry entry);
+  // Writes (and with sync, fsyncs) the index under index_temp_name_.
   Status WriteIndex();
+  // Deletes every file of a failed bundle, renamed into place or not.
   void DeleteTempFiles();
 
   std::string prefix_;
   BundleWriterOptions options_;
   std::vector<Shard> shards_;
+  // The index's temporary name once WriteIndex() has started, its final
+  // name once renamed, empty after DeleteTempFiles().
+  std::string index_temp_name_;
   std::map<std::string, BundleEntry, std::less<>> entries_;
   Status status_;
   bool finished_ = false;

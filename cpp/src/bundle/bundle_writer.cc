@@ -304,10 +304,9 @@ Status BundleWriter::AddSlice(std::string_view key,
 }
 
 Status BundleWriter::WriteIndex() {
-  const std::string index_name = IndexFilename(prefix_);
-  const std::string temp_name = TempName(index_name);
+  index_temp_name_ = TempName(IndexFilename(prefix_));
   TP_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file,
-                      NewWritableFile(temp_name));
+                      NewWritableFile(index_temp_name_));
   BundleHeader header;
   header.num_shards = options_.num_shards;
   header.endianness = HostIsBigEndian() ? Endianness::kBig : Endianness::kLittle;
@@ -324,21 +323,24 @@ Status BundleWriter::WriteIndex() {
   if (s.ok() && options_.sync) s = file->Sync();
   Status closed = file->Close();
   if (s.ok()) s = closed;
-  if (s.ok()) s = RenameFile(temp_name, index_name);
-  if (!s.ok()) DeleteFile(temp_name);
   return s;
 }
 
 Status BundleWriter::Finish() {
   if (finished_) return FailedPreconditionError("bundle already finished");
+  // First every new file is completed under its temporary name (and made
+  // durable with sync): whatever fails for lack of space or an I/O error
+  // fails here, while a bundle already at this prefix is untouched.
   for (Shard& shard : shards_) {
     if (!status_.ok()) break;
     if (options_.sync) status_ = shard.file->Sync();
     Status closed = shard.file->Close();
     if (status_.ok()) status_ = closed;
   }
-  // Overwriting an existing bundle: its index goes first, so no reader ever
-  // pairs the old index with new data files.
+  if (status_.ok()) status_ = WriteIndex();
+  // Then the files are moved into place. Overwriting an existing bundle: its
+  // index goes first, so no reader ever pairs the old index with new data
+  // files. A failure from here on leaves no index at the prefix.
   const std::string index_name = IndexFilename(prefix_);
   if (status_.ok() && FileExists(index_name)) {
     status_ = DeleteFile(index_name);
@@ -349,13 +351,11 @@ Status BundleWriter::Finish() {
     status_ = RenameFile(shard.temp_name, shard.final_name);
     if (status_.ok()) shard.temp_name = shard.final_name;
   }
-  if (status_.ok()) status_ = WriteIndex();
-  if (status_.ok() && options_.sync) {
-    status_ = SyncDir(Dirname(prefix_));
-    // The index is in place but may not be durable: a failed save leaves no
-    // file behind, so it goes too (before its data files).
-    if (!status_.ok()) DeleteFile(index_name);
+  if (status_.ok()) {
+    status_ = RenameFile(index_temp_name_, index_name);
+    if (status_.ok()) index_temp_name_ = index_name;
   }
+  if (status_.ok() && options_.sync) status_ = SyncDir(Dirname(prefix_));
   if (!status_.ok()) {
     DeleteTempFiles();
     return status_;
@@ -365,11 +365,17 @@ Status BundleWriter::Finish() {
 }
 
 void BundleWriter::DeleteTempFiles() {
+  // A file already renamed into place has its final name as temp name: a
+  // failed bundle leaves no file behind, its index (renamed but perhaps not
+  // durable) going before its data files. Names are forgotten once deleted,
+  // so dropping a failed writer later spares a bundle written since at the
+  // same prefix (a retried save).
+  if (!index_temp_name_.empty()) DeleteFile(index_temp_name_);
+  index_temp_name_.clear();
   for (Shard& shard : shards_) {
     if (shard.file) shard.file->Close();
-    // A shard already renamed has temp_name == final_name: a failed bundle
-    // leaves no data file behind either.
     if (!shard.temp_name.empty()) DeleteFile(shard.temp_name);
+    shard.temp_name.clear();
   }
 }
 

@@ -4,7 +4,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "staging/fake_backend.h"
 #include "staging/staging_pool.h"
@@ -369,6 +372,138 @@ TEST(BundleWriterTest, DiskFullDuringAParallelWriteIsACleanError) {
     EXPECT_EQ((*writer)->Finish().code(), StatusCode::kResourceExhausted);
   }
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+// ---- Writing over an existing bundle while the disk fails ------------------
+
+// Disarms the process-wide fault hook after every test, pass or fail.
+class BundleOverwriteTest : public ::testing::Test {
+ protected:
+  void TearDown() override { SetIoFaultForTesting(IoFault::kNone, 0); }
+};
+
+// A bundle of two shards whose every value is `fill`; the same file sizes
+// whatever the fill.
+Status WriteFilledBundle(const std::string& prefix, int32_t fill) {
+  TP_ASSIGN_OR_RETURN(auto writer, BundleWriter::Open(prefix, {2}));
+  const std::vector<int32_t> big(4096, fill);
+  TP_RETURN_IF_ERROR(writer->Add("big", DataType::kInt32, {{4096}}, big.data(),
+                                 big.size() * sizeof(int32_t)));
+  const std::string label = "fill " + std::to_string(fill % 10);
+  TP_RETURN_IF_ERROR(writer->AddString("label", {{}}, {label}, 1));
+  return writer->Finish();
+}
+
+// The bundle at prefix reads back whole, every CRC verified, with `fill`.
+void ExpectFilledBundle(const std::string& prefix, int32_t fill) {
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  std::vector<int32_t> big(4096);
+  Status s = (*reader)->ReadTensor("big", big.data(), big.size() * 4);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(big, std::vector<int32_t>(4096, fill));
+  auto label = (*reader)->ReadStringTensor("label");
+  ASSERT_TRUE(label.ok()) << label.status().ToString();
+  EXPECT_EQ((*label)[0], "fill " + std::to_string(fill % 10));
+}
+
+std::map<std::string, std::string> DirContents(const std::string& dir) {
+  std::map<std::string, std::string> contents;
+  for (const std::string& name : ListDir(dir)) {
+    contents[name] = ReadFileOrDie(dir + "/" + name);
+  }
+  return contents;
+}
+
+// A fault while anything of the new bundle is still being written or
+// fsynced (its data files, then its index) fails the overwrite before the
+// old bundle is touched: it stays byte for byte, and no temporary file is
+// left.
+TEST_F(BundleOverwriteTest, FailureWhileWritingKeepsTheOldBundle) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  ASSERT_TRUE(WriteFilledBundle(prefix, 1).ok());
+  const std::map<std::string, std::string> before = DirContents(dir.path());
+  // Data files are written first (D bytes in all), the index (I bytes) last.
+  const uint64_t d = before.at("ckpt.data-00000-of-00002").size() +
+                     before.at("ckpt.data-00001-of-00002").size();
+  const uint64_t i = before.at("ckpt.index").size();
+  struct Case {
+    IoFault fault;
+    uint64_t budget;
+    StatusCode code;
+  };
+  const Case cases[] = {
+      // In the data files.
+      {IoFault::kWriteNoSpace, 0, StatusCode::kResourceExhausted},
+      {IoFault::kWriteIoError, d / 2, StatusCode::kUnavailable},
+      {IoFault::kSyncIoError, 0, StatusCode::kUnavailable},
+      // In the index, its data files complete.
+      {IoFault::kWriteNoSpace, d + 1, StatusCode::kResourceExhausted},
+      {IoFault::kWriteNoSpace, d + i - 1, StatusCode::kResourceExhausted},
+      {IoFault::kWriteIoError, d + i / 2, StatusCode::kUnavailable},
+      {IoFault::kSyncIoError, d + 1, StatusCode::kUnavailable},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("fault " + std::to_string(static_cast<int>(c.fault)) +
+                 " after " + std::to_string(c.budget) + " bytes");
+    SetIoFaultForTesting(c.fault, c.budget);
+    Status s = WriteFilledBundle(prefix, 2);
+    SetIoFaultForTesting(IoFault::kNone, 0);
+    EXPECT_EQ(s.code(), c.code) << s.ToString();
+    EXPECT_TRUE(DirContents(dir.path()) == before);
+    ExpectFilledBundle(prefix, 1);
+  }
+  // The disk works again: the overwrite goes through.
+  ASSERT_TRUE(WriteFilledBundle(prefix, 2).ok());
+  ExpectFilledBundle(prefix, 2);
+  std::vector<std::string> names;
+  for (const auto& [name, bytes] : before) names.push_back(name);
+  EXPECT_EQ(ListDir(dir.path()), names);
+}
+
+// Once the new bundle is complete the old index goes, then files are
+// renamed into place: a fault there (a rename, a directory fsync) leaves no
+// index at all, never one beside data files it does not describe, and no
+// temporary file.
+TEST_F(BundleOverwriteTest, FailureWhileRenamingLeavesNoIndex) {
+  for (IoFault fault : {IoFault::kRenameIoError, IoFault::kDirSyncIoError}) {
+    SCOPED_TRACE("fault " + std::to_string(static_cast<int>(fault)));
+    ScratchDir dir;
+    const std::string prefix = dir.Join("ckpt");
+    ASSERT_TRUE(WriteFilledBundle(prefix, 1).ok());
+    SetIoFaultForTesting(fault, 0);
+    Status s = WriteFilledBundle(prefix, 2);
+    SetIoFaultForTesting(IoFault::kNone, 0);
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+    for (const std::string& name : ListDir(dir.path())) {
+      EXPECT_EQ(name.find(".tempstate"), std::string::npos) << name;
+      EXPECT_NE(name, "ckpt.index");
+    }
+    EXPECT_EQ(BundleReader::Open(prefix).status().code(),
+              StatusCode::kNotFound);
+  }
+}
+
+// A writer whose Finish() failed has deleted its files already: dropping it
+// later must not delete the files of a bundle written since at the same
+// prefix (a retried save).
+TEST_F(BundleOverwriteTest, DroppingAFailedWriterSparesALaterBundle) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  auto failed = BundleWriter::Open(prefix, {2});  // the same file names
+  ASSERT_TRUE(failed.ok());
+  const int32_t x = 1;
+  ASSERT_TRUE((*failed)->Add("x", DataType::kInt32, {{}}, &x, 4, 1).ok());
+  // The last directory fsync fails: every file was renamed into place.
+  SetIoFaultForTesting(IoFault::kDirSyncIoError, 0);
+  EXPECT_EQ((*failed)->Finish().code(), StatusCode::kUnavailable);
+  SetIoFaultForTesting(IoFault::kNone, 0);
+  EXPECT_TRUE(ListDir(dir.path()).empty());
+
+  ASSERT_TRUE(WriteFilledBundle(prefix, 3).ok());
+  failed->reset();
+  ExpectFilledBundle(prefix, 3);
 }
 
 }  // namespace

@@ -179,7 +179,7 @@ TEST_F(FileFaultTest, FailedBundleSaveLeavesNothingAndKeepsTheOldBundle) {
   const std::vector<std::string> before = Listing(dir.path());
   // Budgets around the end of the data file (D bytes, written first) and of
   // the index (I bytes, written last): with D + I the fault arms exactly
-  // when the last byte is out, so it hits the index's fsync, its rename or
+  // when the last byte is out, so it hits the index's fsync, the renames or
   // the final directory fsync.
   const uint64_t d = ReadFileOrDie(dir.Join("old.data-00000-of-00001")).size();
   const uint64_t i = ReadFileOrDie(dir.Join("old.index")).size();
