@@ -61,19 +61,25 @@ class AsyncWriter:
         self.pool = StagingPool()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._on_failed = None
         _writers.add(self)
 
     def wait(self) -> None:
-        """Waits for the job in flight; raises its error, once."""
+        """Waits for the job in flight; if it failed, runs its on_failed() and
+        raises its error, once."""
         if self._thread is not None:
             self._thread.join()
             self._thread = None
         error, self._error = self._error, None
+        on_failed, self._on_failed = self._on_failed, None
         if error is not None:
+            if on_failed is not None:
+                on_failed()
             raise error
 
-    def submit(self, job) -> None:
-        """Waits for the previous job (raising its error), then starts job()."""
+    def submit(self, job, on_failed=None) -> None:
+        """Waits for the previous job (raising its error), then starts job().
+        If job() raises, on_failed() runs on the thread that gets the error."""
         self.wait()
 
         def run():
@@ -82,5 +88,6 @@ class AsyncWriter:
             except BaseException as e:  # noqa: BLE001 -- re-raised on the caller's thread
                 self._error = e
 
+        self._on_failed = on_failed
         self._thread = threading.Thread(target=run, name="trackpoint-async-save", daemon=True)
         self._thread.start()

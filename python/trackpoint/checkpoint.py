@@ -72,6 +72,16 @@ def _run_write_callbacks(options: CheckpointOptions | None, path: str) -> None:
         callback(path) if takes_path else callback()
 
 
+def _give_back(counter: Variable, number: int) -> None:
+    """Undoes a failed save's increment of save_counter, so that the next save
+    takes its number and checkpoints stay numbered 1, 2, 3, ... as
+    TensorFlow's. For a background save it runs when the failure surfaces
+    (its path, already returned, never appears), and only if nothing
+    assigned the counter since."""
+    if int(counter) == number:
+        counter.assign(number - 1)
+
+
 class _RootWithAttachments(Trackable):
     """Node 0 of ``Checkpoint(root=obj, **kwargs)``: obj, with the kwargs (and
     a "root" edge back to obj) attached after obj's own children."""
@@ -154,10 +164,14 @@ class Checkpoint(AutoTrackable):
         return counter
 
     # ---- saving --------------------------------------------------------------------------
-    def _write(self, path: str, options: CheckpointOptions | None, on_done=None) -> None:
+    def _write(
+        self, path: str, options: CheckpointOptions | None, on_done=None, on_failed=None
+    ) -> None:
         """Writes the checkpoint at path, then runs on_done() and the write
         callbacks once its files are durable: before returning, or on the
-        background thread with enable_async."""
+        background thread with enable_async. A failure raises from here, but
+        that of a background write from the next call that waits for it (see
+        sync()), which runs on_failed() first."""
         if options is not None and options.experimental_coordinator is not None:
             # Multi-process save (hook for trackpoint.distributed): synchronous.
             from .distributed.saving import checkpoint_write_hook
@@ -174,7 +188,7 @@ class Checkpoint(AutoTrackable):
                     on_done()
                 _run_write_callbacks(options, path)
 
-            writer.submit(finish)
+            writer.submit(finish, on_failed)
             return
         self.sync()
         write_items(snapshot(root), path)
@@ -201,22 +215,31 @@ class Checkpoint(AutoTrackable):
 
         With ``enable_async`` the path is returned at once; the files and the
         state file appear when the background write completes (the state file
-        only names a checkpoint whose files are durable)."""
+        only names a checkpoint whose files are durable).
+
+        A failed save leaves ``save_counter`` as it was (with ``enable_async``,
+        once its error is raised), so the next save takes its number."""
+        self.sync()  # a pending save's failure gives its number back first
         counter = self.save_counter
         number = int(counter) + 1
         counter.assign(number)
         path = f"{os.fspath(file_prefix)}-{number}"
         try:
-            self._write(path, options, on_done=lambda: update_checkpoint_state(
-                os.path.dirname(path), path, [path]))
+            self._write(
+                path,
+                options,
+                on_done=lambda: update_checkpoint_state(os.path.dirname(path), path, [path]),
+                on_failed=lambda: _give_back(counter, number),
+            )
         except BaseException:
-            counter.assign(number - 1)
+            _give_back(counter, number)
             raise
         return path
 
     def sync(self) -> None:
         """Waits until a pending asynchronous save is written, and raises its
-        error if it failed (once). Does nothing without one."""
+        error if it failed (once), giving its number back to ``save_counter``
+        first. Does nothing without one."""
         writer = self.__dict__.get("_self_async_writer")
         if writer is not None:
             writer.wait()

@@ -42,6 +42,7 @@ import re
 import time
 
 from . import _dirlock
+from .checkpoint import _give_back
 from .errors import FailedPreconditionError
 from .management import get_checkpoint_state, update_checkpoint_state, write_atomically
 
@@ -259,7 +260,9 @@ class CheckpointManager:
         """Saves a checkpoint numbered ``checkpoint_number`` (default: the
         checkpoint's incremented ``save_counter``), records it in the state file
         and deletes the checkpoints no longer kept. Returns its path, or None
-        when ``checkpoint_interval`` says it is not time yet."""
+        when ``checkpoint_interval`` says it is not time yet. A failed save
+        leaves ``save_counter`` and the state file as they were (with
+        ``enable_async``, once its error is raised)."""
         if self._closed:
             raise FailedPreconditionError(f"this CheckpointManager of {self._directory} was closed")
         if self._checkpoint_interval is not None:
@@ -273,9 +276,11 @@ class CheckpointManager:
         coordinator = getattr(options, "experimental_coordinator", None)
         if coordinator is None or coordinator.rank == 0:
             self._lock_directory()
+        self._checkpoint.sync()  # a pending save's failure gives its number back first
         counter = self._checkpoint.save_counter
-        counter.assign(int(counter) + 1)
-        number = int(counter) if checkpoint_number is None else int(checkpoint_number)
+        count = int(counter) + 1
+        counter.assign(count)
+        number = count if checkpoint_number is None else int(checkpoint_number)
         path = f"{self._prefix}-{number}"
 
         def on_durable():  # after the files are durable; in the background when async
@@ -284,13 +289,20 @@ class CheckpointManager:
                                  json.dumps(metrics, sort_keys=True).encode("utf-8"))
             self._record(path, metrics)
 
-        if options is not None and getattr(options, "experimental_coordinator", None) is not None:
-            # Multi-process save (hook for trackpoint.distributed): rank 0 alone
-            # writes the metrics and state files and deletes; the others mirror.
-            from .distributed.saving import manager_save_hook
-            manager_save_hook(self, path, options, metrics)
-            return path
-        self._checkpoint._write(path, options, on_done=on_durable)
+        try:
+            if coordinator is not None:
+                # Multi-process save (hook for trackpoint.distributed): rank 0
+                # alone writes the metrics and state files and deletes; the
+                # others mirror.
+                from .distributed.saving import manager_save_hook
+                manager_save_hook(self, path, options, metrics)
+            else:
+                self._checkpoint._write(
+                    path, options, on_done=on_durable, on_failed=lambda: _give_back(counter, count)
+                )
+        except BaseException:
+            _give_back(counter, count)
+            raise
         return path
 
     def _record(self, path: str, metrics) -> None:

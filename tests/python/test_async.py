@@ -101,3 +101,34 @@ def test_manager_records_after_the_background_write(tmp_path, gate):
     assert manager.checkpoints == [str(tmp_path / "ckpt-3")]
     assert sorted(p.name for p in tmp_path.glob("*.index")) == ["ckpt-3.index"]
     assert trackpoint.latest_checkpoint(tmp_path) == str(tmp_path / "ckpt-3")
+
+
+def test_a_failed_background_save_takes_no_number(tmp_path, gate):
+    # Its error surfaces at the next call, which gives its number back first:
+    # the next save takes it (the path the failed save returned never appears).
+    ckpt = trackpoint.Checkpoint(w=trackpoint.Variable([1.0]))
+    manager = trackpoint.CheckpointManager(ckpt, tmp_path, max_to_keep=3)
+    gate["release"].set()
+    first = manager.save(options=ASYNC)
+    manager.sync()
+    gate["fail"] = OSError(28, "No space left on device")
+    assert manager.save(options=ASYNC) == str(tmp_path / "ckpt-2")
+    with pytest.raises(OSError, match="No space left"):
+        manager.save(options=ASYNC)  # reports the failure, saves nothing
+    assert int(ckpt.save_counter) == 1
+    assert manager.save(options=ASYNC) == str(tmp_path / "ckpt-2")
+    manager.sync()
+    assert manager.checkpoints == [first, str(tmp_path / "ckpt-2")]
+    assert trackpoint.latest_checkpoint(tmp_path) == str(tmp_path / "ckpt-2")
+    # Checkpoint.save alone, its failure surfacing in sync().
+    gate["fail"] = OSError(5, "I/O error")
+    assert ckpt.save(tmp_path / "ckpt", options=ASYNC) == str(tmp_path / "ckpt-3")
+    with pytest.raises(OSError, match="I/O error"):
+        ckpt.sync()
+    assert int(ckpt.save_counter) == 2
+    assert ckpt.save(tmp_path / "ckpt", options=ASYNC) == str(tmp_path / "ckpt-3")
+    ckpt.sync()
+    saved = trackpoint.load_variable(str(tmp_path / "ckpt-3"),
+                                     "save_counter/.ATTRIBUTES/VARIABLE_VALUE")
+    assert int(saved) == 3
+    manager.close()

@@ -12,7 +12,9 @@ import time
 import pytest
 
 import trackpoint
+from trackpoint import _core, management
 from trackpoint import manager as manager_module
+from trackpoint.errors import ResourceExhaustedError
 
 from conftest import FIXTURES
 
@@ -146,6 +148,62 @@ def test_new_manager_removes_leftovers_of_an_interrupted_save(tmp_path):
     trackpoint.CheckpointManager(ckpt, tmp_path, max_to_keep=3)
     assert sorted(os.listdir(tmp_path)) == [
         "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index", "notes.txt"]
+
+
+def _saved_counter(prefix):
+    return int(trackpoint.load_variable(prefix, "save_counter/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+@pytest.mark.parametrize("failing", ["bundle", "state file"])
+def test_a_failed_save_takes_no_number(tmp_path, monkeypatch, failing):
+    # TensorFlow numbers checkpoints 1, 2, 3, ...: a save that fails (a full
+    # disk under the bundle or under the state file) gives its number back.
+    ckpt = _new_checkpoint()
+    m = trackpoint.CheckpointManager(ckpt, tmp_path, max_to_keep=3)
+    first = m.save()
+    state = (tmp_path / "checkpoint").read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise ResourceExhaustedError("No space left on device")
+
+    if failing == "bundle":
+        _core._set_io_fault("enospc", 0)
+    else:
+        monkeypatch.setattr(management.os, "replace", full_disk)
+    try:
+        with pytest.raises(ResourceExhaustedError):
+            m.save()
+    finally:
+        _core._set_io_fault("none", 0)
+        monkeypatch.undo()
+    assert int(ckpt.save_counter) == 1
+    assert (tmp_path / "checkpoint").read_bytes() == state
+    assert m.checkpoints == [first]
+
+    second = m.save()
+    assert _base(second) == "ckpt-2"
+    assert int(ckpt.save_counter) == 2
+    assert _saved_counter(second) == 2
+    assert m.checkpoints == [first, second]
+    assert trackpoint.latest_checkpoint(tmp_path) == second
+    assert sorted(os.listdir(tmp_path)) == [
+        "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index",
+        "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+
+
+def test_a_failed_checkpoint_save_takes_no_number(tmp_path):
+    ckpt = _new_checkpoint()
+    ckpt.save(tmp_path / "ckpt")
+    _core._set_io_fault("enospc", 0)
+    try:
+        with pytest.raises(ResourceExhaustedError):
+            ckpt.save(tmp_path / "ckpt")
+    finally:
+        _core._set_io_fault("none", 0)
+    assert int(ckpt.save_counter) == 1
+    assert trackpoint.latest_checkpoint(tmp_path) == str(tmp_path / "ckpt-1")
+    assert ckpt.save(tmp_path / "ckpt") == str(tmp_path / "ckpt-2")
+    assert _saved_counter(tmp_path / "ckpt-2") == 2
 
 
 # ---- SIGKILL at random moments ------------------------------------------------------------

@@ -396,14 +396,14 @@ def save(
     the same path on every process."""
     from ..management import update_checkpoint_state
 
+    sync = getattr(checkpoint, "sync", None)
+    if sync is not None:
+        sync()  # a pending save's failure gives its number back first
     counter = checkpoint.save_counter
     number = int(counter) + 1
     counter.assign(number)
     path = f"{os.fspath(file_prefix)}-{number}"
     try:
-        sync = getattr(checkpoint, "sync", None)
-        if sync is not None:
-            sync()
         write_object_graph(
             _graph_root(checkpoint),
             path,
