@@ -261,18 +261,19 @@ class CheckpointManager:
         checkpoint's incremented ``save_counter``), records it in the state file
         and deletes the checkpoints no longer kept. Returns its path, or None
         when ``checkpoint_interval`` says it is not time yet. A failed save
-        leaves ``save_counter`` and the state file as they were (with
-        ``enable_async``, once its error is raised)."""
+        leaves ``save_counter``, the state file and the interval's last saved
+        step as they were (with ``enable_async``, the counter once its error
+        is raised)."""
         if self._closed:
             raise FailedPreconditionError(f"this CheckpointManager of {self._directory} was closed")
+        step = None  # the step to remember as saved, once the save is under way
         if self._checkpoint_interval is not None:
-            current = int(self._step_counter)
+            step = int(self._step_counter)
             if self._last_checkpoint_step is not None:
-                if current == self._last_checkpoint_step:
+                if step == self._last_checkpoint_step:
                     return None
-                if check_interval and current < self._last_checkpoint_step + self._checkpoint_interval:
+                if check_interval and step < self._last_checkpoint_step + self._checkpoint_interval:
                     return None
-            self._last_checkpoint_step = current
         coordinator = getattr(options, "experimental_coordinator", None)
         if coordinator is None or coordinator.rank == 0:
             self._lock_directory()
@@ -303,6 +304,8 @@ class CheckpointManager:
         except BaseException:
             _give_back(counter, count)
             raise
+        if step is not None:  # a failed save does not push the next one back
+            self._last_checkpoint_step = step
         return path
 
     def _record(self, path: str, metrics) -> None:

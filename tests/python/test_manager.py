@@ -191,6 +191,25 @@ def test_a_failed_save_takes_no_number(tmp_path, monkeypatch, failing):
         "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
 
 
+def test_a_failed_save_does_not_push_the_interval_back(tmp_path):
+    # With checkpoint_interval, a save that fails leaves the last saved step
+    # alone: the same step may be saved again at once.
+    ckpt = _new_checkpoint()
+    m = trackpoint.CheckpointManager(ckpt, tmp_path, max_to_keep=3, step_counter=ckpt.step,
+                                     checkpoint_interval=10)
+    assert _base(m.save()) == "ckpt-1"
+    ckpt.step.assign(10)
+    _core._set_io_fault("enospc", 0)
+    try:
+        with pytest.raises(ResourceExhaustedError):
+            m.save()
+    finally:
+        _core._set_io_fault("none", 0)
+    assert _base(m.save()) == "ckpt-2"  # step 10, not skipped until step 20
+    ckpt.step.assign(15)
+    assert m.save() is None
+
+
 def test_a_failed_checkpoint_save_takes_no_number(tmp_path):
     ckpt = _new_checkpoint()
     ckpt.save(tmp_path / "ckpt")
