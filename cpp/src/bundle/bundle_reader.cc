@@ -406,15 +406,11 @@ Status BundleReader::ReadSliced(std::string_view key, const BundleEntry& entry,
   // Slices that do not overlap and add up to the element count cover the
   // tensor exactly.
   int64_t covered = 0;
-  for (size_t i = 0; i < entry.slices.size(); ++i) {
-    for (size_t j = 0; j < i; ++j) {
-      if (SlicesOverlap(entry.slices[i], entry.slices[j], entry.shape)) {
-        return DataLossError("slices " + SliceSpecString(entry.slices[j]) +
-                             " and " + SliceSpecString(entry.slices[i]) +
-                             " of '" + std::string(key) + "' in " + prefix_ +
-                             " overlap");
-      }
-    }
+  if (auto pair = FindOverlappingSlices(entry.slices, entry.shape)) {
+    return DataLossError("slices " +
+                         SliceSpecString(entry.slices[pair->first]) + " and " +
+                         SliceSpecString(entry.slices[pair->second]) + " of '" +
+                         std::string(key) + "' in " + prefix_ + " overlap");
   }
   std::vector<char> scratch;
   for (const TensorSlice& slice : entry.slices) {

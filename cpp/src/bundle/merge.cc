@@ -148,17 +148,16 @@ Status CheckSlices(const MergedIndex& merged) {
     if (entry.slices.empty()) continue;
     int64_t total = 0;
     TP_RETURN_IF_ERROR(ValidateShape(entry.shape, &total));
+    if (auto pair = FindOverlappingSlices(entry.slices, entry.shape)) {
+      return FailedPreconditionError(
+          "slices " + SliceSpecString(entry.slices[pair->first]) + " and " +
+          SliceSpecString(entry.slices[pair->second]) + " of '" + key +
+          "' overlap");
+    }
     int64_t covered = 0;
-    for (size_t i = 0; i < entry.slices.size(); ++i) {
-      for (size_t j = 0; j < i; ++j) {
-        if (SlicesOverlap(entry.slices[i], entry.slices[j], entry.shape)) {
-          return FailedPreconditionError(
-              "slices " + SliceSpecString(entry.slices[j]) + " and " +
-              SliceSpecString(entry.slices[i]) + " of '" + key + "' overlap");
-        }
-      }
+    for (const TensorSlice& slice : entry.slices) {
       int64_t n = 1;
-      for (int64_t d : SliceShape(entry.slices[i], entry.shape).dims) n *= d;
+      for (int64_t d : SliceShape(slice, entry.shape).dims) n *= d;
       covered += n;
     }
     if (covered != total) {

@@ -1,11 +1,14 @@
 // Moving the elements of one slice of a tensor between a buffer holding just
 // the slice (row-major within the slice, as a slice entry stores it) and a
-// buffer holding the whole tensor.
+// buffer holding the whole tensor, and checking that slices do not overlap.
 #ifndef TRACKPOINT_BUNDLE_SLICE_COPY_H_
 #define TRACKPOINT_BUNDLE_SLICE_COPY_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "trackpoint/bundle_types.h"
 
@@ -19,6 +22,17 @@ TensorShape SliceShape(const TensorSlice& slice, const TensorShape& full);
 // REQUIRES: both are valid for full.
 bool SlicesOverlap(const TensorSlice& a, const TensorSlice& b,
                    const TensorShape& full);
+
+// The first pair of slices that overlap, in the order a pairwise scan by
+// index meets them: second is the smallest index that overlaps an earlier
+// slice, first the smallest index it overlaps. nullopt when none overlap.
+// Sweeps along one dimension and narrows by a second: slices that partition
+// one dimension, or form a 2-D grid, cost O(n log n) and larger grids far less
+// than the n^2 / 2 pairs, which only contrived sets (many slices long along
+// every dimension) approach.
+// REQUIRES: every slice is valid for full.
+std::optional<std::pair<size_t, size_t>> FindOverlappingSlices(
+    const std::vector<TensorSlice>& slices, const TensorShape& full);
 
 // Scatters the slice's elements (src) into the full tensor (dst).
 // REQUIRES: slice is valid for full; element_size > 0.

@@ -127,7 +127,23 @@ Status ReadRegion(const BundleReader& reader, std::string_view key,
     return OkStatus();
   }
 
-  std::vector<Box> done;  // the parts of the region filled so far
+  // The parts of the region the stored slices hold must not overlap.
+  std::vector<TensorSlice> parts;  // relative to the region
+  std::vector<size_t> part_slice;  // the index of each part's slice
+  for (size_t i = 0; i < entry->slices.size(); ++i) {
+    Box both;
+    if (!Intersect(ToBox(entry->slices[i], entry->shape), want, &both)) {
+      continue;
+    }
+    parts.push_back(Relative(both, want));
+    part_slice.push_back(i);
+  }
+  if (auto pair = FindOverlappingSlices(parts, ShapeOf(want))) {
+    return DataLossError(
+        "slice " + SliceSpecString(entry->slices[part_slice[pair->second]]) +
+        " of " + what + " overlaps another stored slice");
+  }
+
   std::vector<char> scratch;
   std::vector<char> piece;
   int64_t covered = 0;
@@ -137,12 +153,6 @@ Status ReadRegion(const BundleReader& reader, std::string_view key,
     if (!Intersect(have, want, &both)) continue;
     const std::string slice_what =
         "slice " + SliceSpecString(slice) + " of " + what;
-    for (const Box& other : done) {
-      Box common;
-      if (Intersect(both, other, &common)) {
-        return DataLossError(slice_what + " overlaps another stored slice");
-      }
-    }
     const std::string slice_key = EncodeTensorNameSlice(key, slice);
     const BundleEntry* stored = reader.Find(slice_key);
     if (stored == nullptr) {
@@ -181,7 +191,6 @@ Status ReadRegion(const BundleReader& reader, std::string_view key,
       }
     }
     covered += NumElements(both);
-    done.push_back(std::move(both));
   }
   if (covered != wanted) {
     return DataLossError("the stored slices of " + what + " cover " +
