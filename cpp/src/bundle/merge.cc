@@ -12,9 +12,11 @@
 //   its slices concatenated in part order; its slice entries are ordinary
 //   entries and move like any other.
 //
-// Commit order: delete an existing P.index, rename the data files, sync the
-// directory, write P.index.tempstate<random>, fsync it, rename it to
-// P.index, sync the directory.
+// Commit order: write P.index.tempstate<random> and fsync it; only then,
+// when nothing is left that can fail for lack of space, delete an existing
+// P.index, sync the directory, rename the data files and the index, sync
+// the directory. A merge that fails before the delete leaves a checkpoint
+// already at P as it was.
 #include "bundle/merge.h"
 
 #include <algorithm>
@@ -169,11 +171,12 @@ Status CheckSlices(const MergedIndex& merged) {
   return OkStatus();
 }
 
-Status WriteIndex(const MergedIndex& merged, const std::string& prefix,
-                  bool sync) {
-  const std::string index_name = IndexFilename(prefix);
+// Writes the merged index under a temporary name next to P.index (fsynced
+// when sync) and returns that name; on failure nothing is left.
+Result<std::string> WriteIndexTemp(const MergedIndex& merged,
+                                   const std::string& prefix, bool sync) {
   const std::string temp_name =
-      index_name + ".tempstate" + std::to_string(RandomU64());
+      IndexFilename(prefix) + ".tempstate" + std::to_string(RandomU64());
   TP_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file,
                       NewWritableFile(temp_name));
   BundleHeader header = merged.header;
@@ -188,34 +191,40 @@ Status WriteIndex(const MergedIndex& merged, const std::string& prefix,
   if (s.ok() && sync) s = file->Sync();
   Status closed = file->Close();
   if (s.ok()) s = closed;
-  if (s.ok()) s = RenameFile(temp_name, index_name);
-  if (!s.ok()) DeleteFile(temp_name);
-  return s;
+  if (!s.ok()) {
+    DeleteFile(temp_name);
+    return s;
+  }
+  return temp_name;
 }
 
 Status Commit(const MergedIndex& merged, const std::string& prefix, bool sync) {
   const std::string dir = Dirname(prefix);
-  TP_RETURN_IF_ERROR(CreateDirs(dir));
+  TP_RETURN_IF_ERROR(CreateDirs(dir).Annotate("merging into " + prefix));
+  Result<std::string> temp_index = WriteIndexTemp(merged, prefix, sync);
+  if (!temp_index.ok()) {
+    return temp_index.status().Annotate("merging into " + prefix);
+  }
   // No reader may pair an old index with new data files.
   const std::string index_name = IndexFilename(prefix);
+  Status s;
   if (FileExists(index_name)) {
-    TP_RETURN_IF_ERROR(DeleteFile(index_name));
-    if (sync) TP_RETURN_IF_ERROR(SyncDir(dir));
+    s = DeleteFile(index_name);
+    if (s.ok() && sync) s = SyncDir(dir);
   }
   const int num_files = static_cast<int>(merged.data_files.size());
   size_t moved = 0;
-  Status s;
-  for (; moved < merged.data_files.size(); ++moved) {
+  while (s.ok() && moved < merged.data_files.size()) {
     s = RenameFile(merged.data_files[moved],
                    DataFilename(prefix, static_cast<int>(moved), num_files));
-    if (!s.ok()) break;
+    if (s.ok()) ++moved;
   }
-  if (s.ok() && sync) s = SyncDir(dir);
-  if (s.ok()) s = WriteIndex(merged, prefix, sync);
+  if (s.ok()) s = RenameFile(*temp_index, index_name);
   if (s.ok() && sync) s = SyncDir(dir);
   if (!s.ok() && !FileExists(index_name)) {
     // Give the parts their data files back, so that nothing half-merged
     // stays under the final names.
+    DeleteFile(*temp_index);
     for (size_t i = 0; i < moved; ++i) {
       RenameFile(DataFilename(prefix, static_cast<int>(i), num_files),
                  merged.data_files[i]);

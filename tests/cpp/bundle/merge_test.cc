@@ -231,6 +231,44 @@ TEST(MergeTest, ReplacesAnExistingCheckpoint) {
   EXPECT_EQ(ReadFloats(**r, "emb", 12), Iota(12, 0));
 }
 
+// A merge onto an existing checkpoint that fails while writing its index
+// (a full disk) leaves that checkpoint readable, with its own data.
+TEST(MergeTest, FailedMergeKeepsTheCheckpointItWouldReplace) {
+  for (IoFault fault : {IoFault::kWriteNoSpace, IoFault::kSyncIoError}) {
+    SCOPED_TRACE(static_cast<int>(fault));
+    ScratchDir dir;
+    {
+      auto old = BundleWriter::Open(dir.Join("ckpt"));
+      ASSERT_TRUE(old.ok());
+      const float z = -1;
+      ASSERT_TRUE((*old)->Add("old", DataType::kFloat, {{}}, &z, 4).ok());
+      ASSERT_TRUE((*old)->Finish().ok());
+    }
+    const std::string old_index = testing::ReadFileOrDie(dir.Join("ckpt.index"));
+    const std::string old_data =
+        testing::ReadFileOrDie(dir.Join("ckpt.data-00000-of-00001"));
+    WriteTwoParts(dir);
+    SetIoFaultForTesting(fault, 0);
+    Status s = MergeBundles(TwoParts(dir), dir.Join("ckpt"));
+    SetIoFaultForTesting(IoFault::kNone, 0);
+    EXPECT_FALSE(s.ok());
+    EXPECT_TRUE(Contains(s, "merging into " + dir.Join("ckpt"))) << s.ToString();
+
+    EXPECT_EQ(testing::ReadFileOrDie(dir.Join("ckpt.index")), old_index);
+    EXPECT_EQ(testing::ReadFileOrDie(dir.Join("ckpt.data-00000-of-00001")), old_data);
+    auto r = BundleReader::Open(dir.Join("ckpt"));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(ReadFloats(**r, "old", 1), std::vector<float>{-1});
+    for (const std::string& part : TwoParts(dir)) {
+      EXPECT_TRUE(FileExists(part + ".index")) << part;
+      EXPECT_TRUE(FileExists(DataFilename(part, 0, 1))) << part;
+    }
+    for (const auto& name : Listing(dir.path())) {
+      EXPECT_EQ(name.find("tempstate"), std::string::npos) << name;
+    }
+  }
+}
+
 // A failed merge commits nothing and leaves the parts as they were.
 void ExpectNothingCommitted(const ScratchDir& dir,
                             const std::vector<std::string>& parts) {
