@@ -214,15 +214,18 @@ TEST(MergeTest, KeepsInputsWhenAsked) {
   EXPECT_TRUE(FileExists(dir.Join("ckpt.index")));
 }
 
+// A checkpoint "ckpt" holding the scalar "old" = -1, for merges to replace.
+void WriteOldCheckpoint(const ScratchDir& dir) {
+  auto old = BundleWriter::Open(dir.Join("ckpt"));
+  ASSERT_TRUE(old.ok());
+  const float z = -1;
+  ASSERT_TRUE((*old)->Add("old", DataType::kFloat, {{}}, &z, 4).ok());
+  ASSERT_TRUE((*old)->Finish().ok());
+}
+
 TEST(MergeTest, ReplacesAnExistingCheckpoint) {
   ScratchDir dir;
-  {
-    auto old = BundleWriter::Open(dir.Join("ckpt"));
-    ASSERT_TRUE(old.ok());
-    const float z = -1;
-    ASSERT_TRUE((*old)->Add("old", DataType::kFloat, {{}}, &z, 4).ok());
-    ASSERT_TRUE((*old)->Finish().ok());
-  }
+  WriteOldCheckpoint(dir);
   WriteTwoParts(dir);
   ASSERT_TRUE(MergeBundles(TwoParts(dir), dir.Join("ckpt")).ok());
   auto r = BundleReader::Open(dir.Join("ckpt"));
@@ -237,13 +240,7 @@ TEST(MergeTest, FailedMergeKeepsTheCheckpointItWouldReplace) {
   for (IoFault fault : {IoFault::kWriteNoSpace, IoFault::kSyncIoError}) {
     SCOPED_TRACE(static_cast<int>(fault));
     ScratchDir dir;
-    {
-      auto old = BundleWriter::Open(dir.Join("ckpt"));
-      ASSERT_TRUE(old.ok());
-      const float z = -1;
-      ASSERT_TRUE((*old)->Add("old", DataType::kFloat, {{}}, &z, 4).ok());
-      ASSERT_TRUE((*old)->Finish().ok());
-    }
+    WriteOldCheckpoint(dir);
     const std::string old_index = testing::ReadFileOrDie(dir.Join("ckpt.index"));
     const std::string old_data =
         testing::ReadFileOrDie(dir.Join("ckpt.data-00000-of-00001"));
