@@ -4,8 +4,10 @@ Usage:
     python bench/staging.py [--rounds 5] [--repeats 3] [--sizes-mib 256,1024]
                             [--chunk-mib 16] [--buffers 4]
 
-With a CUDA GPU (torch.cuda.is_available()): for each size, a uint8 tensor on
-GPU 0 is staged to the host two ways, on the same buffer:
+With a CUDA runtime and GPU (_core.cuda_available(); torch, when installed,
+is initialised first so that its libcudart is the one found): for each size,
+a buffer of random bytes in GPU 0's memory (the backend's cudaMalloc) is
+staged to the host two ways:
   pipeline    _core.d2h_bandwidth: chunks of --chunk-mib through a pool of
               --buffers pinned buffers, up to buffers-1 copies in flight while
               the sink consumes finished chunks in order;
@@ -42,11 +44,16 @@ MiB = 1 << 20
 
 
 def cuda_gpu() -> bool:
+    """Whether trackpoint can stage from a GPU, after letting torch (when
+    installed) load its CUDA runtime."""
     try:
         import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.init()
     except ImportError:
-        return False
-    return torch.cuda.is_available()
+        pass
+    return _core.cuda_available()
 
 
 def best_of(systems: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
@@ -88,19 +95,18 @@ def header(args) -> None:
 
 
 def run_cuda(args, sizes: list[int]) -> None:
-    import torch
-
-    torch.cuda.init()  # its libcudart is then the one trackpoint finds
     backend = _core.make_backend("cuda", 0)
-    print(f"GPU: {torch.cuda.get_device_name(0)} ({backend.name}), device to host")
+    print(f"GPU {backend.name}, device to host")
     pool = _core.make_pool(backend, args.buffers, args.chunk_mib * MiB)
     header(args)
+    rng = np.random.default_rng(0)
     for mib in sizes:
-        tensor = torch.randint(0, 256, (mib * MiB,), dtype=torch.uint8, device="cuda")
-        torch.cuda.synchronize()
-        compare(backend, pool, tensor.data_ptr(), tensor.numel(), args, f"{mib} MiB")
-        del tensor
-        torch.cuda.empty_cache()
+        ptr = backend.allocate_device(mib * MiB)
+        try:
+            _core.stage_from_bytes(backend, pool, ptr, rng.bytes(mib * MiB))
+            compare(backend, pool, ptr, mib * MiB, args, f"{mib} MiB")
+        finally:
+            backend.free_device(ptr)
 
 
 def run_fake(args, sizes: list[int]) -> None:
@@ -130,8 +136,8 @@ def main() -> None:
         sizes = [int(s) for s in (args.sizes_mib or "256,1024").split(",")]
         run_cuda(args, sizes)
     else:
-        print("no CUDA GPU (torch.cuda.is_available() is False): GPU benchmark skipped")
-        print(f"  cuda_unavailable_reason: {_core.cuda_unavailable_reason() or '(none)'}")
+        print("no CUDA GPU: GPU benchmark skipped")
+        print(f"  cuda_unavailable_reason: {_core.cuda_unavailable_reason()}")
         sizes = [int(s) for s in (args.sizes_mib or "64,256").split(",")]
         run_fake(args, sizes)
     print(f"({time.perf_counter() - start:.1f} s)")

@@ -239,7 +239,25 @@ void BindStaging(nb::module_& m) {
 
   nb::class_<DeviceBackend>(m, "StagingBackend",
                             "A staging device backend (make_backend()).")
-      .def_prop_ro("name", [](const DeviceBackend& b) { return b.name(); });
+      .def_prop_ro("name", [](const DeviceBackend& b) { return b.name(); })
+      .def(
+          "allocate_device",
+          [](DeviceBackend& b, size_t nbytes) {
+            Result<void*> p = [&] {
+              nb::gil_scoped_release release;
+              return b.AllocateDevice(nbytes);
+            }();
+            return reinterpret_cast<uintptr_t>(ValueOrThrow(std::move(p)));
+          },
+          "nbytes"_a,
+          "The address of nbytes of device memory (for benchmarks and "
+          "tests); free it with free_device.")
+      .def(
+          "free_device",
+          [](DeviceBackend& b, uintptr_t ptr) {
+            b.FreeDevice(reinterpret_cast<void*>(ptr));
+          },
+          "ptr"_a, "Frees memory from allocate_device.");
   nb::class_<StagingPool>(m, "StagingPool",
                           "Pinned host buffers for staging (make_pool()).")
       .def_prop_ro("backend", &StagingPool::backend,

@@ -4,7 +4,8 @@ Builds the CUDA runtime stand-in (tests/cuda_standin/cudart_standin.cc) as
 libcudart.so with the system's C++ compiler, then runs child processes with
 its folder first in LD_LIBRARY_PATH, so that the installed package's
 CudaBackend loads it exactly as it loads the real runtime: the cases of
-cuda_standin_cases.py, and the no-device and incomplete-runtime messages.
+cuda_standin_cases.py, the GPU staging benchmark, and the no-device and
+incomplete-runtime messages.
 """
 
 import os
@@ -17,6 +18,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent / "cuda_standin" / "cudart_standin.cc"
+BENCH = HERE.parent.parent / "bench" / "staging.py"
 
 
 def _compiler():
@@ -76,3 +78,14 @@ def test_a_runtime_missing_a_function_is_reported_by_name(tmp_path):
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == (
         "CUDA runtime not available: libcudart.so has no cudaEventSynchronize")
+
+
+def test_the_gpu_staging_benchmark_runs_over_the_standin(standin):
+    # Its numbers mean nothing here; this shows its CUDA path runs.
+    child = _run([str(BENCH), "--sizes-mib", "2", "--chunk-mib", "1", "--rounds", "1",
+                  "--repeats", "1"], standin)
+    assert child.returncode == 0, child.stdout + child.stderr
+    assert "GPU cuda:0, device to host" in child.stdout, child.stdout
+    rows = [line.split() for line in child.stdout.splitlines() if "2 MiB" in line]
+    assert [row[2] for row in rows] == ["no", "yes"], child.stdout  # without, with CRC
+    assert all(float(row[3]) > 0 and float(row[4]) > 0 for row in rows), child.stdout

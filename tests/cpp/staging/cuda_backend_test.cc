@@ -60,6 +60,10 @@ TEST(CudaBackendTest, UnavailableRuntimeIsAClearError) {
       message.find("libcudart") != std::string::npos;
   const bool no_device = message.rfind("no usable CUDA device", 0) == 0;
   EXPECT_TRUE(no_runtime || no_device) << message;
+  // A runtime that loads must have every function the backend binds (a
+  // real libcudart without a GPU or driver gets as far as "no usable CUDA
+  // device"): a missing one means a wrong symbol name here.
+  EXPECT_EQ(message.find(" has no cuda"), std::string::npos) << message;
   // Load says the same, every time it is asked.
   for (int i = 0; i < 2; ++i) {
     Result<std::unique_ptr<DeviceBackend>> backend = CudaBackend::Load(0);
