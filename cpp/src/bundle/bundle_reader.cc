@@ -406,7 +406,12 @@ Status BundleReader::ReadSliced(std::string_view key, const BundleEntry& entry,
   // Slices that do not overlap and add up to the element count cover the
   // tensor exactly.
   int64_t covered = 0;
-  if (auto pair = FindOverlappingSlices(entry.slices, entry.shape)) {
+  Result<std::optional<SlicePair>> overlap =
+      FindOverlappingSlices(entry.slices, entry.shape);
+  if (!overlap.ok()) {
+    return overlap.status().Annotate("'" + std::string(key) + "' in " + prefix_);
+  }
+  if (const std::optional<SlicePair>& pair = *overlap) {
     return DataLossError("slices " +
                          SliceSpecString(entry.slices[pair->first]) + " and " +
                          SliceSpecString(entry.slices[pair->second]) + " of '" +

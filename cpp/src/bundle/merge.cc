@@ -150,7 +150,10 @@ Status CheckSlices(const MergedIndex& merged) {
     if (entry.slices.empty()) continue;
     int64_t total = 0;
     TP_RETURN_IF_ERROR(ValidateShape(entry.shape, &total));
-    if (auto pair = FindOverlappingSlices(entry.slices, entry.shape)) {
+    Result<std::optional<SlicePair>> overlap =
+        FindOverlappingSlices(entry.slices, entry.shape);
+    if (!overlap.ok()) return overlap.status().Annotate("'" + key + "'");
+    if (const std::optional<SlicePair>& pair = *overlap) {
       return FailedPreconditionError(
           "slices " + SliceSpecString(entry.slices[pair->first]) + " and " +
           SliceSpecString(entry.slices[pair->second]) + " of '" + key +

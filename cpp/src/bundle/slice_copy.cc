@@ -1,6 +1,7 @@
 #include "bundle/slice_copy.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <set>
 #include <vector>
@@ -91,16 +92,18 @@ uint64_t SweepCost(const std::vector<Span>& spans) {
 }
 
 // The smallest index that overlaps a smaller one, or slices.size() when none
-// does. Visits the slices by start along one dimension (spans `along`),
+// does; kGaveUp once *budget comparisons are spent. Visits the slices by start along one dimension (spans `along`),
 // comparing each only with the slices visited before it that have not ended
 // by its start there: every other one lies wholly before it. Of those, only
 // the ones whose span `across` a second dimension could meet its own are
 // compared. Once some overlap is known, slices at or past its larger index
 // are left out.
+constexpr size_t kGaveUp = SIZE_MAX;
+
 size_t FirstOverlapping(const std::vector<TensorSlice>& slices,
                         const std::vector<Span>& along,
                         const std::vector<Span>& across,
-                        const TensorShape& full) {
+                        const TensorShape& full, uint64_t* budget) {
   std::vector<std::pair<int64_t, size_t>> order;  // (start along, index)
   for (size_t i = 0; i < slices.size(); ++i) {
     order.emplace_back(along[i].start, i);
@@ -129,6 +132,7 @@ size_t FirstOverlapping(const std::vector<TensorSlice>& slices,
     auto it = active_across.lower_bound({across[i].start - longest + 1, 0});
     const auto stop = active_across.lower_bound({across[i].end, 0});
     for (; it != stop; ++it) {
+      if ((*budget)-- == 0) return kGaveUp;
       const size_t j = it->second;
       if (j < best && SlicesOverlap(slices[i], slices[j], full)) {
         best = std::max(i, j);
@@ -169,12 +173,13 @@ bool SlicesOverlap(const TensorSlice& a, const TensorSlice& b,
   return true;
 }
 
-std::optional<std::pair<size_t, size_t>> FindOverlappingSlices(
-    const std::vector<TensorSlice>& slices, const TensorShape& full) {
+Result<std::optional<SlicePair>> FindOverlappingSlices(
+    const std::vector<TensorSlice>& slices, const TensorShape& full,
+    uint64_t max_comparisons) {
   const size_t n = slices.size();
-  if (n < 2) return std::nullopt;
+  if (n < 2) return std::optional<SlicePair>();
   // Every slice of a scalar is the whole scalar.
-  if (full.dims.empty()) return std::make_pair(size_t{0}, size_t{1});
+  if (full.dims.empty()) return std::optional<SlicePair>(SlicePair{0, 1});
   // Sweep along the dimension where the fewest slices would be compared,
   // and narrow the comparisons by the next best.
   std::vector<uint64_t> cost;
@@ -187,16 +192,23 @@ std::optional<std::pair<size_t, size_t>> FindOverlappingSlices(
   for (size_t d = 0; d < cost.size(); ++d) {
     if (d != along && (across == along || cost[d] < cost[across])) across = d;
   }
+  uint64_t budget = max_comparisons;
   const size_t second =
       FirstOverlapping(slices, SpansAlong(slices, along, full),
-                       SpansAlong(slices, across, full), full);
-  if (second == n) return std::nullopt;
+                       SpansAlong(slices, across, full), full, &budget);
+  if (second == kGaveUp) {
+    return ResourceExhaustedError(
+        "checking " + std::to_string(n) + " slices for overlaps took more "
+        "than " + std::to_string(max_comparisons) + " comparisons; a layout "
+        "this costly is refused rather than checked");
+  }
+  if (second == n) return std::optional<SlicePair>();
   for (size_t first = 0; first < second; ++first) {
     if (SlicesOverlap(slices[first], slices[second], full)) {
-      return std::make_pair(first, second);
+      return std::optional<SlicePair>(SlicePair{first, second});
     }
   }
-  return std::nullopt;  // not reached: second overlaps a smaller index
+  return std::optional<SlicePair>();  // not reached: second overlaps a smaller index
 }
 
 void CopySliceIntoFull(const char* src, const TensorSlice& slice,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "trackpoint/bundle_types.h"
+#include "trackpoint/status.h"
 
 namespace trackpoint {
 
@@ -23,16 +24,24 @@ TensorShape SliceShape(const TensorSlice& slice, const TensorShape& full);
 bool SlicesOverlap(const TensorSlice& a, const TensorSlice& b,
                    const TensorShape& full);
 
+// How many slice comparisons FindOverlappingSlices makes at most by default
+// (half a second on the 2-core development machine).
+inline constexpr uint64_t kMaxSliceComparisons = uint64_t{1} << 26;
+
 // The first pair of slices that overlap, in the order a pairwise scan by
 // index meets them: second is the smallest index that overlaps an earlier
 // slice, first the smallest index it overlaps. nullopt when none overlap.
 // Sweeps along one dimension and narrows by a second: slices that partition
 // one dimension, or form a 2-D grid, cost O(n log n) and larger grids far less
 // than the n^2 / 2 pairs, which only contrived sets (many slices long along
-// every dimension) approach.
+// every dimension) approach. Such a set, from an untrusted index, must not
+// hang a reader: past max_comparisons comparisons this gives up with a
+// ResourceExhausted error.
 // REQUIRES: every slice is valid for full.
-std::optional<std::pair<size_t, size_t>> FindOverlappingSlices(
-    const std::vector<TensorSlice>& slices, const TensorShape& full);
+using SlicePair = std::pair<size_t, size_t>;
+Result<std::optional<SlicePair>> FindOverlappingSlices(
+    const std::vector<TensorSlice>& slices, const TensorShape& full,
+    uint64_t max_comparisons = kMaxSliceComparisons);
 
 // Scatters the slice's elements (src) into the full tensor (dst).
 // REQUIRES: slice is valid for full; element_size > 0.

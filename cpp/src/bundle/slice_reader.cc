@@ -138,7 +138,10 @@ Status ReadRegion(const BundleReader& reader, std::string_view key,
     parts.push_back(Relative(both, want));
     part_slice.push_back(i);
   }
-  if (auto pair = FindOverlappingSlices(parts, ShapeOf(want))) {
+  Result<std::optional<SlicePair>> overlap =
+      FindOverlappingSlices(parts, ShapeOf(want));
+  if (!overlap.ok()) return overlap.status().Annotate(what);
+  if (const std::optional<SlicePair>& pair = *overlap) {
     return DataLossError(
         "slice " + SliceSpecString(entry->slices[part_slice[pair->second]]) +
         " of " + what + " overlaps another stored slice");

@@ -138,10 +138,18 @@ TensorShape RandomShape(std::mt19937& rng) {
   return full;
 }
 
+// FindOverlappingSlices' answer, which must not be an error.
+std::optional<SlicePair> Overlap(const std::vector<TensorSlice>& slices,
+                                 const TensorShape& full) {
+  Result<std::optional<SlicePair>> got = FindOverlappingSlices(slices, full);
+  EXPECT_TRUE(got.ok()) << got.status().ToString();
+  return got.ok() ? *got : std::nullopt;
+}
+
 void ExpectSameAsPairwise(const std::vector<TensorSlice>& slices,
                           const TensorShape& full, int trial) {
   const auto want = PairwiseOverlap(slices, full);
-  const auto got = FindOverlappingSlices(slices, full);
+  const auto got = Overlap(slices, full);
   ASSERT_EQ(got.has_value(), want.has_value()) << "trial " << trial;
   if (want) {
     EXPECT_EQ(*got, *want) << "trial " << trial;
@@ -184,19 +192,19 @@ TEST(FindOverlappingSlicesTest, AgreesWithPairwiseOnRandomSlices) {
 
 TEST(FindOverlappingSlicesTest, EdgeCases) {
   const TensorShape scalar{};
-  EXPECT_FALSE(FindOverlappingSlices({}, scalar).has_value());
-  EXPECT_FALSE(FindOverlappingSlices({TensorSlice{}}, scalar).has_value());
-  EXPECT_EQ(FindOverlappingSlices({TensorSlice{}, TensorSlice{}}, scalar),
+  EXPECT_FALSE(Overlap({}, scalar).has_value());
+  EXPECT_FALSE(Overlap({TensorSlice{}}, scalar).has_value());
+  EXPECT_EQ(Overlap({TensorSlice{}, TensorSlice{}}, scalar),
             std::make_pair(size_t{0}, size_t{1}));
   // Empty slices: as SlicesOverlap has it, one strictly inside another's
   // span shares an element with it, one at its edge does not.
   const TensorShape row{{10}};
-  EXPECT_FALSE(FindOverlappingSlices(
+  EXPECT_FALSE(Overlap(
                    {Slice({{0, 4}}), Slice({{4, 0}}), Slice({{4, 0}}),
                     Slice({{0, 0}}), Slice({{4, 6}})},
                    row)
                    .has_value());
-  EXPECT_EQ(FindOverlappingSlices(
+  EXPECT_EQ(Overlap(
                 {Slice({{4, 6}}), Slice({{0, 4}}), Slice({{2, 0}})}, row),
             std::make_pair(size_t{1}, size_t{2}));
 }
@@ -209,9 +217,9 @@ TEST(FindOverlappingSlicesTest, ManySlicesOfOneDimension) {
   std::vector<TensorSlice> slices;
   for (int64_t i = 0; i < kSlices; ++i) slices.push_back(Slice({{i, 1}}));
   std::shuffle(slices.begin(), slices.end(), std::mt19937(1));
-  EXPECT_FALSE(FindOverlappingSlices(slices, full).has_value());
+  EXPECT_FALSE(Overlap(slices, full).has_value());
   slices.push_back(slices[12345]);
-  EXPECT_EQ(FindOverlappingSlices(slices, full),
+  EXPECT_EQ(Overlap(slices, full),
             std::make_pair(size_t{12345}, size_t{kSlices}));
 }
 
@@ -225,7 +233,7 @@ TEST(FindOverlappingSlicesTest, ManySlicesInAGrid) {
     }
   }
   std::shuffle(slices.begin(), slices.end(), std::mt19937(2));
-  EXPECT_FALSE(FindOverlappingSlices(slices, full).has_value());
+  EXPECT_FALSE(Overlap(slices, full).has_value());
   // A slice across the corner of four cells overlaps each of them.
   const TensorSlice corner = Slice({{399, 2}, {499, 2}});
   size_t first = slices.size();
@@ -233,12 +241,41 @@ TEST(FindOverlappingSlicesTest, ManySlicesInAGrid) {
     if (SlicesOverlap(slices[i], corner, full)) first = i;
   }
   slices.push_back(corner);
-  EXPECT_EQ(FindOverlappingSlices(slices, full),
+  EXPECT_EQ(Overlap(slices, full),
             std::make_pair(first, slices.size() - 1));
   slices.pop_back();
   slices.push_back(slices[777]);
-  EXPECT_EQ(FindOverlappingSlices(slices, full),
+  EXPECT_EQ(Overlap(slices, full),
             std::make_pair(size_t{777}, slices.size() - 1));
+}
+
+// Slices that overlap are found at once; a disjoint layout whose check
+// costs more than the budget (a staircase, long along both dimensions) is
+// refused rather than checked.
+TEST(FindOverlappingSlicesTest, GivesUpPastItsBudget) {
+  const TensorShape full{{200, 200}};
+  std::vector<TensorSlice> slices;
+  for (int64_t i = 0; i < 60; ++i) {
+    slices.push_back(Slice({{i, 100}, {59 - i, 100}}));  // all meet at [59, 100)
+  }
+  Result<std::optional<SlicePair>> within = FindOverlappingSlices(slices, full);
+  ASSERT_TRUE(within.ok());
+  EXPECT_EQ(*within, std::make_pair(size_t{0}, size_t{1}));
+
+  std::vector<TensorSlice> staircase;  // disjoint, but long along both
+  for (int64_t i = 0; i < 100; ++i) {
+    staircase.push_back(Slice({{i, 1}, {0, 100 - i}}));
+    staircase.push_back(Slice({{0, 100 - i}, {100 + i, 1}}));
+  }
+  const TensorShape wide{{100, 200}};
+  ASSERT_TRUE(FindOverlappingSlices(staircase, wide).ok());
+  Result<std::optional<SlicePair>> over =
+      FindOverlappingSlices(staircase, wide, /*max_comparisons=*/10);
+  EXPECT_EQ(over.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(testing::Contains(over.status(),
+                                "checking 200 slices for overlaps took more "
+                                "than 10 comparisons"))
+      << over.status().ToString();
 }
 
 // The callers: a bundle written as 10,000 slices in random order reads back
