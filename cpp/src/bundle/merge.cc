@@ -222,12 +222,16 @@ Status Commit(const MergedIndex& merged, const std::string& prefix, bool sync) {
                    DataFilename(prefix, static_cast<int>(moved), num_files));
     if (s.ok()) ++moved;
   }
-  if (s.ok()) s = RenameFile(*temp_index, index_name);
+  bool index_renamed = false;
+  if (s.ok()) {
+    s = RenameFile(*temp_index, index_name);
+    index_renamed = s.ok();
+  }
   if (s.ok() && sync) s = SyncDir(dir);
+  if (!s.ok() && !index_renamed) DeleteFile(*temp_index);
   if (!s.ok() && !FileExists(index_name)) {
     // Give the parts their data files back, so that nothing half-merged
     // stays under the final names.
-    DeleteFile(*temp_index);
     for (size_t i = 0; i < moved; ++i) {
       RenameFile(DataFilename(prefix, static_cast<int>(i), num_files),
                  merged.data_files[i]);

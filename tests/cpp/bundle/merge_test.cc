@@ -266,6 +266,26 @@ TEST(MergeTest, FailedMergeKeepsTheCheckpointItWouldReplace) {
   }
 }
 
+// A rename that fails once the old index is gone leaves no index, no
+// temporary file, and the parts as they were.
+TEST(MergeTest, FailedRenameLeavesNoIndexAndNoTemporaryFile) {
+  ScratchDir dir;
+  WriteOldCheckpoint(dir);
+  WriteTwoParts(dir);
+  SetIoFaultForTesting(IoFault::kRenameIoError, 0);
+  Status s = MergeBundles(TwoParts(dir), dir.Join("ckpt"));
+  SetIoFaultForTesting(IoFault::kNone, 0);
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(FileExists(dir.Join("ckpt.index")));
+  for (const auto& name : Listing(dir.path())) {
+    EXPECT_EQ(name.find("tempstate"), std::string::npos) << name;
+  }
+  for (const std::string& part : TwoParts(dir)) {
+    EXPECT_TRUE(FileExists(part + ".index")) << part;
+    EXPECT_TRUE(FileExists(DataFilename(part, 0, 1))) << part;
+  }
+}
+
 // A failed merge commits nothing and leaves the parts as they were.
 void ExpectNothingCommitted(const ScratchDir& dir,
                             const std::vector<std::string>& parts) {
