@@ -17,7 +17,7 @@ from .management import latest_checkpoint
 from .management import update_checkpoint_state
 from .reader import CheckpointReader, list_variables, load_checkpoint, load_variable
 from .status import CheckpointLoadStatus, InitializationOnlyStatus, NameBasedSaverStatus
-from .trackable import AutoTrackable, JsonState, PythonState, Trackable, Variable
+from .trackable import AutoTrackable, JsonState, NoDependency, PythonState, Trackable, Variable
 
 __version__ = "0.1.0"
 
@@ -30,6 +30,7 @@ __all__ = [
     "InitializationOnlyStatus",
     "JsonState",
     "NameBasedSaverStatus",
+    "NoDependency",
     "PythonState",
     "Trackable",
     "Variable",

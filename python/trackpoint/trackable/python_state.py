@@ -15,20 +15,45 @@ PY_STATE = "py_state"
 
 
 class PythonState(Trackable):
-    """Subclass and implement ``serialize() -> str`` and ``deserialize(str)``.
+    """Subclass and implement ``serialize()``, returning ``bytes`` or a
+    ``str`` (saved as UTF-8), and ``deserialize(bytes)``, as with
+    TensorFlow's ``tf.train.experimental.PythonState``: the value is saved at
+    save time and handed back, as bytes, at restore time.
 
     TensorFlow stores such values after every tensor of the checkpoint, and so
     does trackpoint.
+
+    Example, a numpy array saved with numpy's own format::
+
+        class NumpyWrapper(trackpoint.PythonState):
+            def __init__(self, array):
+                self.array = array
+
+            def serialize(self):
+                buffer = io.BytesIO()
+                np.save(buffer, self.array, allow_pickle=False)
+                return buffer.getvalue()
+
+            def deserialize(self, string_value):
+                self.array = np.load(io.BytesIO(string_value), allow_pickle=False)
     """
 
-    def serialize(self) -> str:
+    def serialize(self) -> bytes | str:
         raise NotImplementedError
 
-    def deserialize(self, string_value: str) -> None:
+    def deserialize(self, string_value: bytes) -> None:
         raise NotImplementedError
 
     def _serialize_to_tensors(self) -> dict:
-        return {PY_STATE: np.array(self.serialize().encode("utf-8"), dtype=object)}
+        value = self.serialize()
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        elif not isinstance(value, bytes):
+            raise TypeError(
+                f"{type(self).__name__}.serialize() returned a {type(value).__name__}; "
+                "it must return bytes or str"
+            )
+        return {PY_STATE: np.array(value, dtype=object)}
 
     def _tensor_names(self) -> list:
         return [PY_STATE]
@@ -36,7 +61,7 @@ class PythonState(Trackable):
     def _restore_from_tensors(self, tensors: dict) -> None:
         value = tensors[PY_STATE]
         value = value.reshape(-1)[0] if isinstance(value, np.ndarray) else value
-        self.deserialize(value.decode("utf-8"))
+        self.deserialize(bytes(value))
 
 
 class JsonState(PythonState):
@@ -54,5 +79,5 @@ class JsonState(PythonState):
     def serialize(self) -> str:
         return json.dumps(self.value, sort_keys=True)
 
-    def deserialize(self, string_value: str) -> None:
+    def deserialize(self, string_value: bytes) -> None:
         self.value = json.loads(string_value)
