@@ -53,7 +53,7 @@ from ..errors import CheckpointError, InvalidArgumentError
 from ..trackable.base import Trackable
 from ..trackable.variable import VARIABLE_VALUE
 
-__all__ = ["PyTree", "PRNG_IMPL"]
+__all__ = ["PRNG_IMPL", "PyTree"]
 
 PRNG_IMPL = "PRNG_IMPL"  # tensor name of a typed key's implementation name
 
@@ -73,9 +73,7 @@ def _path_text(path: tuple) -> str:
 def _is_typed_key(value) -> bool:
     import jax
 
-    return isinstance(value, jax.Array) and jax.dtypes.issubdtype(
-        value.dtype, jax.dtypes.prng_key
-    )
+    return isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key)
 
 
 def _place_like(array, old):
@@ -133,7 +131,9 @@ class _Leaf(Trackable):
 
     def _tensor_specs(self) -> dict:
         v = self.value
-        dtype, shape = (v.dtype, tuple(v.shape)) if hasattr(v, "shape") else (np.asarray(v).dtype, ())
+        dtype, shape = (
+            (v.dtype, tuple(v.shape)) if hasattr(v, "shape") else (np.asarray(v).dtype, ())
+        )
         try:
             return {VARIABLE_VALUE: (as_dtype(dtype), shape)}
         except InvalidArgumentError as e:
