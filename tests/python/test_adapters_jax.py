@@ -189,21 +189,36 @@ def test_a_key_of_another_impl_is_refused_naming_the_leaf(tmp_path):
         trackpoint.Checkpoint(t=threefry).read(path)
 
 
-def test_uncommitted_leaves_come_back_uncommitted_and_jit_reuses_its_code(tmp_path):
-    tree = {"w": jnp.ones(3), "k": jax.random.key(0)}
-    assert not tree["w"].committed
+def test_leaves_come_back_uncommitted_or_weakly_typed_as_they_were(tmp_path):
+    tree = {
+        "w": jnp.ones(3, jnp.bfloat16),
+        "k": jax.random.key(0),
+        "scale": jnp.asarray(0.5),  # weakly typed: bfloat16 * scale stays bfloat16
+        "strong": jnp.asarray(0.5, jnp.float32),
+    }
+    assert not tree["w"].committed and tree["scale"].weak_type
     path = trackpoint.Checkpoint(t=PyTree(tree)).write(tmp_path / "c")
-    target = PyTree({"w": jnp.zeros(3), "k": jax.random.key(1)})
+    target = PyTree(
+        {
+            "w": jnp.zeros(3, jnp.bfloat16),
+            "k": jax.random.key(1),
+            "scale": jnp.asarray(2.0),
+            "strong": jnp.asarray(2.0, jnp.float32),
+        }
+    )
     trackpoint.Checkpoint(t=target).read(path).assert_consumed()
     restored = target.tree
-    assert not restored["w"].committed and not restored["k"].committed
+    assert not any(leaf.committed for leaf in restored.values())
+    assert restored["scale"].weak_type and not restored["strong"].weak_type
+    assert float(restored["scale"]) == 0.5
     traces = []
 
     @jax.jit
     def step(t):
         traces.append(1)
-        return t["w"] * jax.random.uniform(t["k"], (3,))
+        return t["w"] * t["scale"] * jax.random.uniform(t["k"], (3,), jnp.bfloat16)
 
+    assert step(restored).dtype == jnp.bfloat16
     np.testing.assert_array_equal(step(tree), step(restored))
     assert len(traces) == 1
 

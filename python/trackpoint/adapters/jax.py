@@ -35,8 +35,8 @@ implementation's name (``"threefry2x32"``, ...) as a string ``PRNG_IMPL``
 next to it, and comes back as a typed key of that implementation; old-style
 uint32 keys (``jax.random.PRNGKey``) are plain arrays. A restored JAX leaf is
 placed like the leaf it replaces: with its sharding when that leaf is
-committed to devices, else uncommitted on the default device, so jitted
-functions reuse their compiled code. A numpy leaf becomes a new numpy array,
+committed to devices, else uncommitted on the default device, and weakly
+typed if it was, so jitted functions reuse their compiled code. A numpy leaf becomes a new numpy array,
 a Python number a Python number of the same type.
 
 Errors name the leaf by its key path in the tree (``'0/mu/w'``).
@@ -77,11 +77,20 @@ def _is_typed_key(value) -> bool:
 
 
 def _place_like(array, old):
-    """array on old's devices: with its sharding when old is committed to
-    them, else uncommitted on the default device (so jitted functions see
-    the same kind of argument and reuse their compiled code)."""
+    """array as a JAX array like old: weakly typed if old is (a Python number
+    made into an array: it keeps its type promotion), on old's devices, with
+    its sharding when old is committed to them, else uncommitted on the
+    default device. So jitted functions see the same kind of argument and
+    reuse their compiled code."""
     import jax
 
+    if getattr(old, "weak_type", False):
+        try:
+            from jax._src.lax.lax import _convert_element_type  # no public spelling
+        except ImportError:
+            pass
+        else:
+            array = _convert_element_type(array, old.dtype, weak_type=True)
     if getattr(old, "committed", True):
         return jax.device_put(array, old.sharding)
     return jax.device_put(array)
