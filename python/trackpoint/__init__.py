@@ -16,6 +16,7 @@ from .management import CheckpointState, checkpoints_iterator, get_checkpoint_st
 from .management import latest_checkpoint
 from .management import update_checkpoint_state
 from .reader import CheckpointReader, list_variables, load_checkpoint, load_variable
+from .rng import RNGState
 from .status import CheckpointLoadStatus, InitializationOnlyStatus, NameBasedSaverStatus
 from .trackable import AutoTrackable, JsonState, NoDependency, PythonState, Trackable, Variable
 
@@ -32,6 +33,7 @@ __all__ = [
     "NameBasedSaverStatus",
     "NoDependency",
     "PythonState",
+    "RNGState",
     "Trackable",
     "Variable",
     "update_checkpoint_state",

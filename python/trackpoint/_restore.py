@@ -241,7 +241,7 @@ class ObjectGraphRestore:
         if not attributes:
             return None
         keys = {_unescape(name): key for name, _, key in attributes}
-        wanted = obj._tensor_names()
+        wanted = obj._restore_tensor_names(list(keys))
         unused = [name for name in keys if name not in wanted]
         if unused:
             self.unused_attributes[n] = unused

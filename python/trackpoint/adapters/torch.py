@@ -79,7 +79,7 @@ from ..trackable.base import Trackable
 from ..trackable.python_state import PythonState
 from ..trackable.variable import VARIABLE_VALUE
 
-__all__ = ["Module", "Optimizer", "Tensor", "adapt"]
+__all__ = ["Generator", "Module", "Optimizer", "RNGTensor", "Tensor", "adapt"]
 
 
 def _torch():
@@ -253,6 +253,8 @@ def adapt(obj):
         return cached_adapter(obj, Optimizer)
     if isinstance(obj, torch.Tensor):
         return cached_adapter(obj, Tensor)
+    if isinstance(obj, torch.Generator):
+        return cached_adapter(obj, Generator)
     return obj
 
 
@@ -568,3 +570,53 @@ class Optimizer(Trackable):
         if self._group_of(param) is None:
             return None
         return self._slot(param, slot_name)
+
+
+# ---- random number generators ------------------------------------------------------------
+class RNGTensor(Trackable):
+    """An RNG whose state is a uint8 tensor, read by ``get_state()`` when a
+    save takes its snapshot and given back by ``set_state(tensor)`` at
+    restore; saved as a variable (``VARIABLE_VALUE``, uint8[n])."""
+
+    def __init__(self, wrapped, get_state, set_state):
+        self._self_wrapped = wrapped
+        self._self_get_state = get_state
+        self._self_set_state = set_state
+
+    def _wrapped(self):
+        return self._self_wrapped
+
+    def __repr__(self) -> str:
+        return f"<trackpoint torch RNG state of {self._self_wrapped!r}>"
+
+    def _serialize_to_tensors(self) -> dict:
+        return {VARIABLE_VALUE: _to_numpy(self._self_get_state())}
+
+    def _tensor_names(self) -> list:
+        return [VARIABLE_VALUE]
+
+    def _tensor_specs(self) -> dict:
+        return {VARIABLE_VALUE: _spec(self._self_get_state())}
+
+    def _restore_from_tensors(self, tensors: dict) -> None:
+        array = np.array(tensors[VARIABLE_VALUE], dtype=np.uint8, order="C", copy=True)
+        self._self_set_state(_torch().from_numpy(array))
+
+
+class Generator(RNGTensor):
+    """A ``torch.Generator`` (CPU or CUDA): its ``get_state()``, set back with
+    ``set_state()`` at restore.
+
+    Example::
+
+        g = torch.Generator().manual_seed(0)
+        ckpt = trackpoint.Checkpoint(data_rng=g)   # data_rng/.ATTRIBUTES/VARIABLE_VALUE, uint8
+        ckpt = trackpoint.Checkpoint(rng=torch.default_generator)   # the global CPU RNG
+
+    (``torch.get_rng_state()`` is a copy of the state, a plain tensor: saving
+    it saves that copy and restoring it writes into that copy, never into the
+    RNG. Save the generator, or ``trackpoint.RNGState()``.)
+    """
+
+    def __init__(self, generator):
+        super().__init__(generator, generator.get_state, generator.set_state)

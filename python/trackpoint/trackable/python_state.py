@@ -7,11 +7,17 @@ import json
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
 from .base import Trackable
 
-__all__ = ["PythonState", "JsonState", "PY_STATE"]
+__all__ = ["PythonState", "JsonState", "PY_STATE", "UnsavableStateError"]
 
 PY_STATE = "py_state"
+
+
+class UnsavableStateError(InvalidArgumentError):
+    """A value in an object's Python state cannot be saved. The saver adds the
+    object's path to the message."""
 
 
 class PythonState(Trackable):
@@ -67,17 +73,29 @@ class PythonState(Trackable):
 class JsonState(PythonState):
     """Any JSON-able value (numbers, strings, lists, dicts), saved as JSON.
 
+    The value is serialized when a save takes its snapshot, so a dict you keep
+    mutating is saved as it is then; a restore replaces ``.value``.
+
+    ``JsonState(sched.state_dict())`` is a snapshot of the state dict taken at
+    construction (a new dict that the scheduler never updates): pass the
+    object itself instead (``Checkpoint(scheduler=sched)``), which calls
+    ``state_dict()`` at every save and ``load_state_dict()`` at restore (see
+    :mod:`trackpoint.adapters.stateful`).
+
     Example::
 
         ckpt = trackpoint.Checkpoint(config=trackpoint.JsonState({"lr": 0.1, "epoch": 3}))
-        ckpt.config.value["epoch"] += 1
+        ckpt.config.value["epoch"] += 1      # saved by the next save
     """
 
     def __init__(self, value=None):
         self.value = value
 
     def serialize(self) -> str:
-        return json.dumps(self.value, sort_keys=True)
+        try:
+            return json.dumps(self.value, sort_keys=True)
+        except (TypeError, ValueError) as e:
+            raise UnsavableStateError(f"JsonState value is not JSON data: {e}") from None
 
     def deserialize(self, string_value: bytes) -> None:
         self.value = json.loads(string_value)
