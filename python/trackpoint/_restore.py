@@ -133,7 +133,7 @@ def reachable_objects(root: Trackable, include_slots: bool = True) -> list:
 
 
 class _NodePaths:
-    """node id -> a readable path such as "(root).model.layers.0.kernel", for
+    """node id -> a readable path such as "model/layers/0/kernel", for
     messages. Built on demand from breadth-first parent links, so a hostile
     graph (a chain of 10^5 nodes) costs linear memory rather than the sum of
     all its path lengths; paths deeper than _MAX_PARTS keep their last parts."""
@@ -163,8 +163,10 @@ class _NodePaths:
             n, name = self._parent[n]
             parts.append(name)
         if n is not None:
-            parts.append("(root)...")
-        return ".".join(reversed(parts))
+            parts.append("...")
+        if len(parts) > 1 and parts[-1] == "(root)":
+            parts.pop()  # "model/layers/0", the root alone "(root)"
+        return "/".join(reversed(parts))
 
     def get(self, n, default=None):
         path = self._tree_path(n)
@@ -293,7 +295,7 @@ class ObjectGraphRestore:
     def leftovers(self) -> list:
         """Readable descriptions of every checkpoint value not restored."""
         out = [f"{self.paths.get(n, f'node {n}')}" for n in self.unresolved_nodes()]
-        out += [f"{self.paths.get(n, f'node {n}')}.{name}"
+        out += [f"{self.paths.get(n, f'node {n}')}/.ATTRIBUTES/{name}"
                 for n, names in self.unused_attributes.items() for name in names]
         return out
 

@@ -117,8 +117,8 @@ def encode_state(state, tensors: dict, path=()):
         return {_ITEMS: [[encode_state(k, {}, path), encode_state(v, tensors, path + (k,))]
                          for k, v in state.items()]}
     raise UnsavableStateError(
-        f"key {_where(path)}: a {type(state).__name__} is neither JSON data (numbers, "
-        "strings, lists, dicts) nor a tensor"
+        f"key {_where(path)}: a value of type {type(state).__name__} is neither JSON data "
+        "(numbers, strings, lists, dicts) nor a tensor"
     )
 
 
