@@ -3,87 +3,24 @@ name their keys, and write one bundle."""
 
 from __future__ import annotations
 
-import numbers
-import types
-
 import numpy as np
 
 from . import _core
 from ._restore import OBJECT_GRAPH_KEY
 from .bundle import BundleWriter
-from .errors import InvalidArgumentError
-from .trackable.autotrackable import AutoTrackable
+from ._plain_values import is_configuration, join, refuse, unsaved_values
 from .trackable.base import Trackable
 from .trackable.python_state import PythonState, UnsavableStateError
-
-_PLAIN = (bool, numbers.Number, str, bytes, bytearray)
-
-
-def _plain_leaves(value, path: str) -> tuple[list, bool]:
-    """(paths of the plain values in value, whether value is nothing but plain
-    values). Trackables and adaptable objects are children, checked when they
-    are visited; None and other objects (functions, classes, modules) are not
-    state."""
-    if isinstance(value, Trackable) or value is None or isinstance(
-            value, (type, types.ModuleType, types.FunctionType, types.MethodType,
-                    types.BuiltinFunctionType)):
-        return [], False
-    if isinstance(value, _PLAIN):
-        return [path], True
-    if isinstance(value, (list, tuple, dict)):
-        return _plain_items(value, path)
-    return [], False
-
-
-def _plain_items(container, path: str) -> tuple[list, bool]:
-    """_plain_leaves of a container's items; the container's own path when
-    it holds nothing else."""
-    items = container.items() if isinstance(container, dict) else enumerate(container)
-    found, only_plain = [], len(container) > 0
-    for k, v in items:
-        sub, plain = _plain_leaves(v, _join(path, str(k)))
-        found += sub
-        only_plain = only_plain and plain
-    return ([path or "(root)"] if only_plain else found), only_plain
-
-
-def _unsaved_values(obj: Trackable, path: str) -> list:
-    """Paths of plain Python values obj holds that a checkpoint would not
-    save: public attributes of an AutoTrackable, items of a tracked list,
-    tuple or dict."""
-    if isinstance(obj, (list, tuple, dict)):
-        return _plain_items(obj, path)[0]
-    if isinstance(obj, AutoTrackable):
-        found = []
-        for name, v in vars(obj).items():
-            if not name.startswith("_"):
-                found += _plain_leaves(v, _join(path, name))[0]
-        return found
-    return []
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}/{name}" if path else name
-
-
-def _refuse(found: list) -> None:
-    shown = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
-    raise InvalidArgumentError(
-        f"cannot save {shown}: plain Python values (numbers, strings, bytes, containers of "
-        "them) are not saved by a checkpoint and would be lost at restore. Wrap the value in "
-        "trackpoint.JsonState(...) (it is then saved and restored as JSON), or, if it is "
-        "configuration rather than state, name the attribute with a leading underscore"
-    )
-
 
 def _describe_graph(root: Trackable):
     """(objects, specs, values): every object reachable from root (root first),
     its spec for the C++ planner, and the tensors it saves."""
     objects = [root]
     paths = [""]  # the first path to each object, "model/layers/0"
+    configuration = [False]  # see is_configuration
     index = {id(root): 0}
 
-    def index_of(obj, path: str) -> int:
+    def index_of(obj, path: str, is_configuration: bool = False) -> int:
         if not isinstance(obj, Trackable):
             raise ValueError(f"{path or '(root)'}: {obj!r} is not trackable and cannot be "
                              "checkpointed")
@@ -92,6 +29,7 @@ def _describe_graph(root: Trackable):
             i = index[id(obj)] = len(objects)
             objects.append(obj)
             paths.append(path)
+            configuration.append(is_configuration)
         return i
 
     specs, values = [], []
@@ -99,8 +37,10 @@ def _describe_graph(root: Trackable):
     unsaved = []
     while i < len(objects):
         obj, path = objects[i], paths[i]
-        unsaved += _unsaved_values(obj, path)
-        children = [(name, index_of(child, _join(path, name)))
+        if not configuration[i]:
+            unsaved += unsaved_values(obj, path)
+        children = [(name, index_of(child, join(path, name),
+                                    is_configuration(child, name, configuration[i])))
                     for name, child in obj._trackable_children().items()]
         try:
             tensors = obj._serialize_to_tensors()
@@ -121,7 +61,7 @@ def _describe_graph(root: Trackable):
         values.append(tensors)
         i += 1
     if unsaved:
-        _refuse(unsaved)
+        refuse(unsaved)
     return objects, specs, values
 
 
