@@ -373,3 +373,46 @@ def test_private_names_are_configuration_but_their_trackables_are_checked(tmp_pa
     model._layer._hist = model._layer.hist
     del model._layer.hist
     ckpt.write(tmp_path / "d")
+
+
+def _tf_python():
+    import importlib.util
+
+    explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
+    if explicit:
+        return explicit
+    return sys.executable if importlib.util.find_spec("tensorflow") is not None else None
+
+
+def _scheduler_and_user_checkpoint(tmp_path):
+    model, opt = model_and_opt()
+    sched = torch.optim.lr_scheduler.StepLR(opt, 2)
+    train(model, opt, sched, 3)
+    acc = Accumulator()
+    acc.add([1.5, 2.5])
+    return trackpoint.Checkpoint(scheduler=sched, acc=acc).write(tmp_path / "c")
+
+
+def test_stateful_values_are_readable_by_trackpoint_inspect(tmp_path):
+    path = _scheduler_and_user_checkpoint(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "trackpoint", "inspect", path, "--tensor", attr("acc", "sums"),
+         "--tensor", attr("scheduler")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "[1.5 2.5]" in out.stdout
+    assert '"last_epoch": 3' in out.stdout
+
+
+@pytest.mark.skipif(_tf_python() is None, reason="needs TensorFlow (set TRACKPOINT_TF_PYTHON)")
+def test_stateful_values_are_readable_by_tensorflow(tmp_path):
+    path = _scheduler_and_user_checkpoint(tmp_path)
+    script = (
+        "import json, sys, tensorflow as tf\n"
+        "r = tf.train.load_checkpoint(sys.argv[1])\n"
+        "print(json.dumps({'sums': r.get_tensor('acc/.ATTRIBUTES/sums').tolist(),\n"
+        "  'sched': json.loads(r.get_tensor('scheduler/.ATTRIBUTES/py_state'))['last_epoch']}))\n"
+    )
+    out = subprocess.run([_tf_python(), "-c", script, path], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"sums": [1.5, 2.5], "sched": 3}
