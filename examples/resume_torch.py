@@ -110,8 +110,8 @@ def train(run_dir, steps=48, every=4):
         os.close(log)
 
     with open(os.path.join(run_dir, "final.txt"), "w") as out:
-        for name, tensor in model.state_dict().items():
-            out.write(f"{name} {tensor.numpy().tobytes().hex()}\n")
+        out.writelines(f"{name} {tensor.numpy().tobytes().hex()}\n"
+                       for name, tensor in model.state_dict().items())
         out.write(f"scaler {scaler.state_dict()}\nlr {sched.get_last_lr()[0].hex()}\n")
         out.write(f"progress {json.dumps(progress, sort_keys=True)}\n")
 

@@ -19,7 +19,7 @@ from .errors import InvalidArgumentError
 from .trackable.autotrackable import AutoTrackable
 from .trackable.base import Trackable
 
-__all__ = ["unsaved_values", "is_configuration", "join", "refuse"]
+__all__ = ["is_configuration", "join", "refuse", "unsaved_values"]
 
 _PLAIN = (bool, numbers.Number, str, bytes, bytearray)
 

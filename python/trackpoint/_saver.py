@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._plain_values import is_configuration, join, refuse, unsaved_values
 from ._restore import OBJECT_GRAPH_KEY
 from .bundle import BundleWriter
-from ._plain_values import is_configuration, join, refuse, unsaved_values
 from .trackable.base import Trackable
 from .trackable.python_state import PythonState, UnsavableStateError
+
 
 def _describe_graph(root: Trackable):
     """(objects, specs, values): every object reachable from root (root first),

@@ -70,9 +70,9 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
         if kill_after(start(resumed_dir), resumed_dir, target, rng.uniform(0, 0.02)):
             kills += 1
     final = start(resumed_dir)
-    out, err = final.communicate()
+    _, err = final.communicate()
     assert final.returncode == 0, err
-    out, err = reference.communicate()
+    _, err = reference.communicate()
     assert reference.returncode == 0, err
 
     expected = dict(logged(reference_dir))

@@ -46,7 +46,7 @@ import numpy as np
 from ..trackable.base import Trackable
 from ..trackable.python_state import PY_STATE, UnsavableStateError
 
-__all__ = ["Stateful", "is_stateful", "encode_state", "decode_state"]
+__all__ = ["Stateful", "decode_state", "encode_state", "is_stateful"]
 
 # Tags of the JSON encoding: a JSON object with exactly one of these keys.
 _TENSOR = "__tensor__"  # torch tensor: {"__tensor__": name, "device": "cuda:0"}
@@ -62,9 +62,11 @@ def is_stateful(value) -> bool:
     """True for an object (not a class) with callable ``state_dict`` and ``load_state_dict``."""
     if isinstance(value, type):
         return False
-    return callable(getattr(value, "state_dict", None)) and callable(
-        getattr(value, "load_state_dict", None)
-    )
+    try:
+        return callable(getattr(value, "state_dict", None)) and callable(
+            getattr(value, "load_state_dict", None))
+    except Exception:  # noqa: BLE001 -- an object whose __getattr__ fails is not Stateful
+        return False
 
 
 def _torch_tensor_type():

@@ -51,6 +51,11 @@ with ``model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))``)::
   state tensors), a tensor otherwise. Other per-parameter values (LBFGS's
   lists) cannot be saved and raise TypeError.
 
+- A **torch.Generator** (``torch.default_generator`` for the global CPU
+  RNG) is its ``get_state()``, a uint8 variable, set back with
+  ``set_state()`` at restore. LR schedulers and ``GradScaler`` are saved
+  through their ``state_dict()`` (:mod:`trackpoint.adapters.stateful`).
+
 Tensors have no TensorFlow global name here: ``_checkpoint_full_name()`` is
 "" (a qualified name would depend on which module was adapted first), so
 TF1 name-based restores do not match torch tensors.
@@ -237,7 +242,7 @@ def _copy_into(tensor, array) -> None:
 
 
 def adapt(obj):
-    """The trackable for a torch module, optimizer or tensor (the same one
+    """The trackable for a torch module, optimizer, tensor or generator (the same one
     each time for the same object); other values are returned unchanged.
 
     Example::
