@@ -145,7 +145,11 @@ class Checkpoint(AutoTrackable):
             if as_trackable(value) is None:
                 raise ValueError(
                     f"Checkpoint was expecting a trackable object (an object derived from "
-                    f"Trackable, or a list/dict of them), got {kwargs[name]!r} for {name!r}"
+                    f"Trackable, or a list/dict of them), got {kwargs[name]!r} for {name!r}. "
+                    "Also accepted: numpy arrays, torch modules, optimizers, tensors and "
+                    "generators, and any object with state_dict() and load_state_dict() "
+                    "(LR schedulers, GradScaler, torchdata's StatefulDataLoader); wrap plain "
+                    "values in trackpoint.JsonState(...)"
                 )
             setattr(self, name, value)
 

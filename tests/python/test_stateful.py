@@ -442,3 +442,30 @@ def test_object_whose_getattr_fails_is_not_stateful():
 
     assert not is_stateful(Proxy())
     assert adapt(Proxy) is Proxy
+
+
+def test_stateful_data_loader_resumes_mid_epoch(tmp_path):
+    stateful_dataloader = pytest.importorskip("torchdata.stateful_dataloader")
+
+    def loader():
+        return stateful_dataloader.StatefulDataLoader(
+            list(range(20)), batch_size=3, shuffle=True,
+            generator=torch.Generator().manual_seed(0))
+
+    first = loader()
+    batches = iter(first)
+    next(batches), next(batches)
+    path = trackpoint.Checkpoint(loader=first).write(tmp_path / "c")
+    assert dict(trackpoint.list_variables(path))[
+        attr("loader", "_sampler_iter_state:sampler_iter_state:generator")] == [5056]
+    expected = [b.tolist() for b in batches]
+    resumed = loader()
+    trackpoint.Checkpoint(loader=resumed).read(path).assert_consumed()
+    assert [b.tolist() for b in resumed] == expected
+
+
+def test_unsupported_object_error_names_what_is_accepted():
+    loader = torch.utils.data.DataLoader(list(range(4)))
+    with pytest.raises(ValueError, match="state_dict\\(\\) and load_state_dict\\(\\)") as info:
+        trackpoint.Checkpoint(loader=loader)
+    assert "StatefulDataLoader" in str(info.value) and "'loader'" in str(info.value)
