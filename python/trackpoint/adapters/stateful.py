@@ -140,7 +140,13 @@ def _add_tensor(tensors: dict, path, array) -> str:
 
 def decode_state(data, tensors: dict):
     """The inverse of encode_state: tensors given back from ``tensors``
-    (name -> numpy array); torch tensors as torch tensors."""
+    (name -> numpy array); torch tensors as torch tensors.
+
+    Example::
+
+        decode_state({"step": 3, "buf": {"__ndarray__": "buf"}}, {"buf": np.zeros(2)})
+        # {"step": 3, "buf": array([0., 0.])}
+    """
     if isinstance(data, list):
         return [decode_state(v, tensors) for v in data]
     if not isinstance(data, dict):

@@ -581,7 +581,13 @@ class Optimizer(Trackable):
 class RNGTensor(Trackable):
     """An RNG whose state is a uint8 tensor, read by ``get_state()`` when a
     save takes its snapshot and given back by ``set_state(tensor)`` at
-    restore; saved as a variable (``VARIABLE_VALUE``, uint8[n])."""
+    restore; saved as a variable (``VARIABLE_VALUE``, uint8[n]).
+
+    Example (what RNGState does for CUDA device 0)::
+
+        RNGTensor("cuda:0", lambda: torch.cuda.get_rng_state(0),
+                  lambda state: torch.cuda.set_rng_state(state, 0))
+    """
 
     def __init__(self, wrapped, get_state, set_state):
         self._self_wrapped = wrapped
