@@ -16,10 +16,10 @@ import numbers
 import types
 
 from .errors import InvalidArgumentError
-from .trackable.autotrackable import AutoTrackable
+from .trackable.autotrackable import AutoTrackable, as_trackable
 from .trackable.base import Trackable
 
-__all__ = ["is_configuration", "join", "refuse", "unsaved_values"]
+__all__ = ["container_of", "is_configuration", "join", "refuse", "unsaved_values"]
 
 _PLAIN = (bool, numbers.Number, str, bytes, bytearray)
 
@@ -29,10 +29,14 @@ def _plain_leaves(value, path: str) -> tuple[list, bool]:
     values). Trackables and adaptable objects are children, checked when they
     are visited; None and other objects (functions, classes, modules) are not
     state."""
-    if isinstance(value, Trackable) or value is None or isinstance(
-            value, (type, types.ModuleType, types.FunctionType, types.MethodType,
-                    types.BuiltinFunctionType)):
+    if value is None or isinstance(value, (type, types.ModuleType, types.FunctionType,
+                                           types.MethodType, types.BuiltinFunctionType)):
         return [], False
+    if type(value) in (list, dict):
+        return [], False  # tracking wraps every list and dict but a NoDependency's
+    if isinstance(value, Trackable) or (
+            not isinstance(value, _PLAIN) and as_trackable(value) is not None):
+        return [], False  # a child (a tracked tuple too): checked when visited
     if isinstance(value, _PLAIN):
         return [path], True
     if isinstance(value, (list, tuple, dict)):
@@ -58,22 +62,34 @@ def unsaved_values(obj: Trackable, path: str) -> list:
     """Paths of plain Python values obj holds that a checkpoint would not
     save: public attributes of an AutoTrackable, items of a tracked list,
     tuple or dict."""
-    if isinstance(obj, (list, tuple, dict)):
-        return _plain_items(obj, path)[0]
+    container = container_of(obj)
+    if container is not None:
+        return _plain_items(container, path)[0]
     if isinstance(obj, AutoTrackable):
         found = []
+        untracked = obj._untracked()  # assigned as NoDependency(value): not state
         for name, v in vars(obj).items():
-            if not name.startswith("_"):
+            if not name.startswith("_") and name not in untracked:
                 found += _plain_leaves(v, join(path, name))[0]
         return found
     return []
+
+
+def container_of(obj):
+    """The list, tuple or dict a tracked container node stands for (the
+    wrapper itself, or the tuple a TupleWrapper adapts); None for others."""
+    if isinstance(obj, (list, tuple, dict)):
+        return obj
+    wrapped = getattr(obj, "_wrapped", None)
+    value = wrapped() if callable(wrapped) else None
+    return value if isinstance(value, tuple) else None
 
 
 def is_configuration(obj, name: str, parent_is_configuration: bool) -> bool:
     """Whether a tracked container reached by the edge name is configuration,
     which is not checked for plain values: its name starts with "_", or it
     is inside such a container."""
-    if not isinstance(obj, (list, tuple, dict)):
+    if container_of(obj) is None:
         return False
     return name.startswith("_") or parent_is_configuration
 

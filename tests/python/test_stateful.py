@@ -469,3 +469,16 @@ def test_unsupported_object_error_names_what_is_accepted():
     with pytest.raises(ValueError, match="state_dict\\(\\) and load_state_dict\\(\\)") as info:
         trackpoint.Checkpoint(loader=loader)
     assert "StatefulDataLoader" in str(info.value) and "'loader'" in str(info.value)
+
+
+def test_plain_values_in_tracked_tuples_are_refused_and_no_dependency_is_not(tmp_path):
+    model = Model()
+    model.pair = (trackpoint.Variable(1.0), 5)  # a tuple holding a trackable: tracked
+    ckpt = trackpoint.Checkpoint(model=model)
+    with pytest.raises(errors.InvalidArgumentError) as info:
+        ckpt.write(tmp_path / "c")
+    assert "cannot save model/pair/1:" in str(info.value)
+    del model.pair
+    model.cache = trackpoint.NoDependency([1, 2, 3])  # explicitly never saved
+    model._private_pair = (trackpoint.Variable(2.0), "config")
+    ckpt.write(tmp_path / "d")
