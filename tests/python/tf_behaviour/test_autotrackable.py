@@ -9,6 +9,10 @@ TF-internal (its ``_trackable_children`` half is tested); testAssertions
 compares structures with ``tf.nest`` and TF tensors (the wrapping half is
 tested with numpy). ``util.list_objects`` is TensorFlow's internal walk of
 every reachable object: trackpoint's is ``trackpoint._restore.reachable_objects``.
+
+Deliberate difference: TensorFlow silently leaves plain Python values out of
+a checkpoint; trackpoint refuses to save them. testNestedLists appends the
+number 1 to a saved list; here a non-trackable object stands in for it.
 """
 
 import numpy as np

@@ -18,6 +18,11 @@ with TensorFlow's expected values. Cases that cannot apply:
 - TupleTests.testNonLayerVariables: the ``.variables`` / ``.layers``
   properties of Keras-era containers.
 
+Deliberate difference: TensorFlow silently leaves plain Python values out of
+a checkpoint; trackpoint refuses to save them (README, "Where we differ
+from TensorFlow"). testIMulPositive therefore holds Nones where
+TensorFlow's list holds 1, 2, 3, 4; the list behaviour it checks is the same.
+
 Where TensorFlow wraps a tuple in a proxy object (``_TupleWrapper``),
 trackpoint keeps the tuple itself (so ``type(m.t)`` is the user's type) and
 tracks it through :class:`~trackpoint.trackable.data_structures.TupleWrapper`;
