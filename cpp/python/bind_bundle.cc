@@ -76,6 +76,12 @@ nb::tuple EntryTuple(const BundleEntry& e) {
                         e.offset, e.size, e.crc32c, slices);
 }
 
+nb::list BytesList(const std::vector<std::string>& items) {
+  nb::list out;
+  for (const std::string& s : items) out.append(nb::bytes(s.data(), s.size()));
+  return out;
+}
+
 }  // namespace
 
 void BindBundle(nb::module_& m) {
@@ -153,17 +159,28 @@ void BindBundle(nb::module_& m) {
              }
              return out;
            })
-      .def("read_strings", [](const BundleReader& r, const std::string& key) {
-        std::vector<std::string> strings;
-        {
-          nb::gil_scoped_release release;
-          strings = ValueOrThrow(r.ReadStringTensor(key));
-        }
-        nb::list out;
-        for (const std::string& s : strings) {
-          out.append(nb::bytes(s.data(), s.size()));
-        }
-        return out;
+      .def("read_strings",
+           [](const BundleReader& r, const std::string& key) {
+             std::vector<std::string> strings;
+             {
+               nb::gil_scoped_release release;
+               strings = ValueOrThrow(r.ReadStringTensor(key));
+             }
+             return BytesList(strings);
+           })
+      // The serialized VariantTensorDataProto of each element.
+      .def("read_variants",
+           [](const BundleReader& r, const std::string& key) {
+             std::vector<std::string> elements;
+             {
+               nb::gil_scoped_release release;
+               elements = ValueOrThrow(r.ReadVariantTensor(key));
+             }
+             return BytesList(elements);
+           })
+      .def("debug_string", [](const BundleReader& r) {
+        std::string text = r.DebugString();
+        return nb::bytes(text.data(), text.size());
       });
 
   nb::class_<BundleWriter>(m, "BundleWriter")

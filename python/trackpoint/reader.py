@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _core
 from .bundle import BundleReader
-from .errors import DataLossError
+from .errors import DataLossError, NotFoundError
 from .management import latest_checkpoint
 
 __all__ = ["CheckpointReader", "load_checkpoint", "list_variables", "load_variable"]
@@ -42,7 +42,7 @@ class CheckpointReader:
     """
 
     def __init__(self, prefix, *, mmap: bool = False, mmap_min_bytes: int = 1 << 20):
-        self._bundle = BundleReader(prefix)
+        self._bundle = _open_bundle(os.fspath(prefix))
         self._mmap = mmap and sys.byteorder == "little" and not self._bundle.big_endian
         self._mmap_min_bytes = mmap_min_bytes
 
@@ -91,8 +91,31 @@ class CheckpointReader:
         """Every key, sorted."""
         return self._bundle.keys()
 
+    def debug_string(self) -> bytes:
+        """One line ``b"<key> (<DT_TYPE>) [<dims>]\\n"`` per tensor, as
+        TensorFlow's ``debug_string()`` returns it (bytes, in key order).
+
+        Example::
+
+            >>> print(reader.debug_string().decode())
+            v0 (DT_FLOAT) [2,3]
+            v1 (DT_FLOAT) [3,2,1]
+        """
+        return self._bundle.debug_string()
+
     def __repr__(self) -> str:
         return f"CheckpointReader({self.prefix!r})"
+
+
+def _open_bundle(prefix: str):
+    try:
+        return BundleReader(prefix)
+    except NotFoundError as e:
+        # TensorFlow's words, which its tests and users match on.
+        raise NotFoundError(
+            f"Unsuccessful TensorSliceReader constructor: Failed to find any matching "
+            f"files for {prefix} ({e})"
+        ) from None
 
 
 def _resolve(ckpt_dir_or_file) -> str:
