@@ -28,7 +28,7 @@ import numpy as np
 from . import _core
 from ._device import DeviceBuffer, StagedTensor, checked_dtype
 from .dtypes import DType, as_dtype
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, NotFoundError
 
 __all__ = ["BundleWriter", "BundleReader", "BundleEntry", "DeviceBuffer", "FULL_EXTENT"]
 
@@ -175,16 +175,37 @@ class BundleWriter:
             self._writer = None  # deletes the temporary files
 
 
+def _may_be_v1(path: str) -> bool:
+    """Whether path could be a V1 checkpoint: an existing file that is not
+    one of a bundle's own files."""
+    name = os.path.basename(path)
+    return os.path.isfile(path) and not name.endswith(".index") and ".data-" not in name
+
+
 class BundleReader:
     """Reads one bundle. Every read verifies the tensor's CRC32C.
 
-    Raises :class:`~trackpoint.errors.NotFoundError` when ``<prefix>.index``
-    does not exist and :class:`~trackpoint.errors.DataLossError` when it is
-    not a valid index.
+    Also reads TensorFlow's old V1 format (``SaverDef.V1``: one file at
+    ``prefix``, no ``.index``), tensors of the common fixed-size types and
+    strings, partitioned ones assembled (``format`` is then ``"v1"``). Its
+    files have no per-tensor checksums.
+
+    Raises :class:`~trackpoint.errors.NotFoundError` when neither
+    ``<prefix>.index`` nor a V1 file ``prefix`` exists and
+    :class:`~trackpoint.errors.DataLossError` when the file is not a valid
+    index.
     """
 
     def __init__(self, prefix):
-        self._reader = _core.BundleReader.open(os.fspath(prefix))
+        prefix = os.fspath(prefix)
+        self.format = "v2"
+        try:
+            self._reader = _core.BundleReader.open(prefix)
+        except NotFoundError:
+            if not _may_be_v1(prefix):
+                raise
+            self._reader = _core.V1Reader.open(prefix)
+            self.format = "v1"
 
     @property
     def prefix(self) -> str:

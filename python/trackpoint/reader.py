@@ -1,7 +1,9 @@
 """Reading checkpoints by key, with TensorFlow's names: ``load_checkpoint``,
 ``list_variables``, ``load_variable`` and ``CheckpointReader``.
 
-Works on any checkpoint TensorFlow or trackpoint wrote, without TensorFlow.
+Works on the checkpoints TensorFlow or trackpoint write (the V2 tensor
+bundle, object-based or name-based), and on TensorFlow's old single-file V1
+format (see BundleReader), without TensorFlow.
 
 Example::
 
@@ -43,7 +45,8 @@ class CheckpointReader:
 
     def __init__(self, prefix, *, mmap: bool = False, mmap_min_bytes: int = 1 << 20):
         self._bundle = _open_bundle(os.fspath(prefix))
-        self._mmap = mmap and sys.byteorder == "little" and not self._bundle.big_endian
+        self._mmap = (mmap and sys.byteorder == "little" and not self._bundle.big_endian
+                      and self._bundle.format == "v2")
         self._mmap_min_bytes = mmap_min_bytes
 
     @property

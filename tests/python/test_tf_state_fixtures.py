@@ -280,3 +280,95 @@ def test_iterator_state_restores_through_the_protocol():
     state = IteratorState()
     trackpoint.Checkpoint(it=state).read(ITERATOR / "ckpt").assert_consumed()
     assert state.state.tolist() == elements
+
+
+# ---- V1 format (SaverDef.V1: one file, SavedTensorSlices) -----------------------------------
+
+V1 = FIXTURES / "tf1_v1format"
+
+
+def v1_expected(name):
+    return expected(V1)["checkpoints"][name]
+
+
+def test_v1_list_variables_and_dtypes_are_tensorflows():
+    ckpt = v1_expected("dtypes")
+    assert trackpoint.list_variables(V1 / "dtypes") == [
+        (key, spec["shape"]) for key, spec in sorted(ckpt["tensors"].items())]
+    dtypes = trackpoint.load_checkpoint(V1 / "dtypes").get_variable_to_dtype_map()
+    assert {k: d.name for k, d in dtypes.items()} == {
+        k: spec["dtype"] for k, spec in ckpt["tensors"].items()}
+
+
+def test_v1_tensors_read_as_tensorflow_reads_them_and_as_written():
+    ckpt = v1_expected("dtypes")
+    reader = trackpoint.load_checkpoint(V1 / "dtypes")
+    unreadable_by_tf = []
+    for key, spec in ckpt["tensors"].items():
+        value = np.asarray(reader.get_tensor(key))
+        if "tf_error" in spec:
+            unreadable_by_tf.append(key)
+        else:  # what TF's reader returned
+            want = expected_value(spec)
+            assert value.dtype == want.dtype and value.shape == want.shape, key
+            assert value.tolist() == want.tolist(), key
+        written = expected_value(ckpt["written"][key])  # the session's value
+        assert value.dtype == written.dtype and value.shape == written.shape, key
+        assert value.tolist() == written.tolist(), key
+    # TF 2.21 cannot read these three back; trackpoint can.
+    assert sorted(unreadable_by_tf) == ["complex64", "float16", "partitioned"]
+    assert reader.get_tensor("partitioned").tolist() == np.arange(20).reshape(10, 2).tolist()
+
+
+def test_v1_debug_string_has_tensorflows_lines():
+    for name in ("dtypes", "ckpt_for_debug_string"):
+        ours = trackpoint.load_checkpoint(V1 / name).debug_string().splitlines()
+        tf_lines = v1_expected(name)["debug_string"].encode().splitlines()
+        assert ours == sorted(tf_lines)  # TF prints them in hash order
+    dtypes = trackpoint.load_checkpoint(V1 / "dtypes").debug_string().splitlines()
+    assert b"partitioned (DT_FLOAT) [10,2], 3 slices" in dtypes
+    assert b"float16 (DT_HALF) [3]" in dtypes
+
+
+def test_v1_name_based_restore():
+    class Model(trackpoint.AutoTrackable):
+        pass
+
+    model = Model()
+    model.a = trackpoint.Variable(np.zeros((2, 3), np.float32), name="float32")
+    model.b = trackpoint.Variable(np.zeros((3, 2), np.int32), name="scope/nested")
+    model.c = trackpoint.Variable(np.zeros(10 * 2, np.float32).reshape(10, 2), name="partitioned")
+    model.d = trackpoint.Variable([b"", b"", b"", b""], name="string")
+    status = trackpoint.Checkpoint(model=model).read(V1 / "dtypes")
+    assert isinstance(status, trackpoint.NameBasedSaverStatus)
+    status.assert_consumed()
+    written = v1_expected("dtypes")["written"]
+    for var, name in ((model.a, "float32"), (model.b, "scope/nested"),
+                      (model.c, "partitioned"), (model.d, "string")):
+        assert var.numpy().tolist() == expected_value(written[name]).tolist(), name
+
+
+def test_v1_verify_and_corruption(tmp_path):
+    result = cli("verify", V1 / "dtypes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("OK: 15 tensors")
+    raw = bytearray((V1 / "dtypes").read_bytes())
+    raw[100] ^= 0x10  # inside the data block: its CRC no longer matches
+    (tmp_path / "dtypes").write_bytes(bytes(raw))
+    with pytest.raises(trackpoint.DataLossError, match="checksum"):
+        reader = trackpoint.load_checkpoint(tmp_path / "dtypes")
+        for key in reader.keys():
+            reader.get_tensor(key)
+    assert cli("verify", tmp_path / "dtypes").returncode == 1
+
+
+def test_a_file_that_is_not_a_checkpoint_is_data_loss(tmp_path):
+    (tmp_path / "junk").write_bytes(b"not a table" * 10)
+    with pytest.raises(trackpoint.DataLossError, match="is not a V1 checkpoint"):
+        trackpoint.load_checkpoint(tmp_path / "junk")
+    (tmp_path / "short").write_bytes(b"")
+    with pytest.raises(trackpoint.DataLossError, match="junk|short"):
+        trackpoint.load_checkpoint(tmp_path / "short")
+    # A bundle's own index passed as a prefix is still "not found", not V1.
+    with pytest.raises(NotFoundError, match="Unsuccessful TensorSliceReader"):
+        trackpoint.load_checkpoint(str(TABLES / "ckpt") + ".index")
