@@ -372,3 +372,46 @@ def test_a_file_that_is_not_a_checkpoint_is_data_loss(tmp_path):
     # A bundle's own index passed as a prefix is still "not found", not V1.
     with pytest.raises(NotFoundError, match="Unsuccessful TensorSliceReader"):
         trackpoint.load_checkpoint(str(TABLES / "ckpt") + ".index")
+
+
+def test_a_shape_mismatch_keeps_tensorflows_words_and_names_both_shapes():
+    v = trackpoint.Variable(np.zeros(3, np.float32))
+    with pytest.raises(trackpoint.errors.InvalidArgumentError) as info:
+        trackpoint.Checkpoint(v=v).read(TABLES / "ckpt")
+    message = str(info.value)
+    assert "Received incompatible tensor with shape [2] when attempting to restore " \
+           "variable with shape [3]" in message
+    assert "'v/.ATTRIBUTES/VARIABLE_VALUE'" in message and str(TABLES / "ckpt") in message
+    assert "checkpoint has float32[2], object has float32[3]" in message
+
+
+def _tf_python():
+    explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
+    if explicit:
+        return explicit
+    import importlib.util
+    return sys.executable if importlib.util.find_spec("tensorflow") else None
+
+
+TF_RESTORE_TABLE = r"""
+import json, sys
+import tensorflow as tf
+table = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=-1)
+tf.train.Checkpoint(t=table).read(sys.argv[1]).assert_consumed()
+keys = [b"x", b"yy", b"absent"]
+print(json.dumps([int(table.lookup(tf.constant(k)).numpy()) for k in keys]))
+"""
+
+
+def test_tensorflow_restores_a_table_trackpoint_wrote(tmp_path):
+    python = _tf_python()
+    if python is None:
+        pytest.skip("TensorFlow is not available (set TRACKPOINT_TF_PYTHON)")
+    table = Table(object, np.int64)
+    table.data = {b"x": 7, b"yy": -3}
+    trackpoint.Checkpoint(t=table).write(tmp_path / "ckpt")
+    result = subprocess.run([python, "-c", TF_RESTORE_TABLE, str(tmp_path / "ckpt")],
+                            capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.splitlines()[-1]) == [7, -3, -1]
