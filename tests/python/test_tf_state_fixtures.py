@@ -17,12 +17,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import FIXTURES, expected_value
 
 import trackpoint
 from trackpoint.bundle import BundleReader, BundleWriter
 from trackpoint.errors import NotFoundError
-
-from conftest import FIXTURES, expected_value
 
 TABLES = FIXTURES / "tf_state" / "tables"
 ITERATOR = FIXTURES / "tf_state" / "iterator"
@@ -36,7 +35,7 @@ def expected(d):
 def cli(*args):
     """Runs ``python -m trackpoint ARGS`` in a real subprocess."""
     env = dict(os.environ, PYTHONPATH=PYTHONPATH)
-    return subprocess.run([sys.executable, "-m", "trackpoint", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "trackpoint", *map(str, args)], check=False,
                           capture_output=True, text=True, env=env)
 
 
@@ -264,7 +263,7 @@ def test_inspect_shows_variant_tensors():
            if line.startswith("it/.ATTRIBUTES/ITERATOR_STATE")]
     assert row == [["it/.ATTRIBUTES/ITERATOR_STATE", "variant", "[3]", str(spec["size"])]]
     tensors = json.loads(cli("inspect", "--json", ITERATOR / "ckpt").stdout)["tensors"]
-    item = [t for t in tensors if t["key"] == "it/.ATTRIBUTES/ITERATOR_STATE"][0]
+    item = next(t for t in tensors if t["key"] == "it/.ATTRIBUTES/ITERATOR_STATE")
     assert item == {"key": "it/.ATTRIBUTES/ITERATOR_STATE", "dtype": "variant", "shape": [3],
                     "bytes": spec["size"]}
 
@@ -410,7 +409,7 @@ def test_tensorflow_restores_a_table_trackpoint_wrote(tmp_path):
     table = Table(object, np.int64)
     table.data = {b"x": 7, b"yy": -3}
     trackpoint.Checkpoint(t=table).write(tmp_path / "ckpt")
-    result = subprocess.run([python, "-c", TF_RESTORE_TABLE, str(tmp_path / "ckpt")],
+    result = subprocess.run([python, "-c", TF_RESTORE_TABLE, str(tmp_path / "ckpt")], check=False,
                             capture_output=True, text=True,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stderr[-2000:]
