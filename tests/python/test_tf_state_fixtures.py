@@ -414,3 +414,25 @@ def test_tensorflow_restores_a_table_trackpoint_wrote(tmp_path):
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.splitlines()[-1]) == [7, -3, -1]
+
+
+# ---- registered savers ----------------------------------------------------------------------
+
+REGISTERED = FIXTURES / "tf_state" / "registered"
+
+
+def test_registered_saver_checkpoints_read_verify_and_show():
+    ckpt = expected(REGISTERED)["checkpoints"]["ckpt"]
+    reader = trackpoint.load_checkpoint(REGISTERED / "ckpt")
+    assert reader.debug_string() == ckpt["debug_string"].encode()
+    for key, spec in ckpt["tensors"].items():
+        if key != "_CHECKPOINTABLE_OBJECT_GRAPH":
+            assert np.asarray(reader.get_tensor(key)).tolist() == expected_value(spec).tolist()
+    assert reader.get_tensor("p/value").tolist() == [1.0, 2.0]  # the saver's own key
+    assert cli("verify", REGISTERED / "ckpt").returncode == 0
+    result = cli("graph", REGISTERED / "ckpt")
+    assert result.returncode == 0, result.stderr
+    assert "├── p  registered saver 'Custom.PartSaver' (object name 'p')" in result.stdout
+    nodes = json.loads(cli("graph", "--json", REGISTERED / "ckpt").stdout)["nodes"]
+    saver = [n["registered_saver"] for n in nodes if "registered_saver" in n]
+    assert saver == [expected(REGISTERED)["registered_saver"]]

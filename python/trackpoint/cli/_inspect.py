@@ -192,6 +192,9 @@ def run_graph(args) -> int:
                         "has_checkpoint_values": node["has_checkpoint_values"],
                     }
                 )
+                if node["registered_saver"]:
+                    name, object_name = node["registered_saver"]
+                    out[-1]["registered_saver"] = {"name": name, "object_name": object_name}
             dump_json({"path": source.path, "nodes": out})
             return 0
         _print_tree(nodes, paths, tensor_info, args)
@@ -226,6 +229,10 @@ def _print_tree(nodes: list, paths: dict, tensor_info, args) -> None:
                 if args.keys:
                     text += f"  ({shown_key})"
                 parts.append(text if label == "VARIABLE_VALUE" else f"{label}: {text}")
+        if nodes[n]["registered_saver"]:
+            # Saved by a registered saver, under keys of its own choosing.
+            name, object_name = nodes[n]["registered_saver"]
+            parts.append(f"registered saver {name!r} (object name {object_name!r})")
         if not parts and not holds_values(n):
             return "  (no values)"
         return ("  " + ", ".join(parts)) if parts else ""
