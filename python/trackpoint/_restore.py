@@ -29,6 +29,7 @@ _log = logging.getLogger("trackpoint")
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 STRING_ENUM = 7
+VARIANT_ENUM = 21
 
 _restore_uids = itertools.count(1)
 
@@ -46,6 +47,22 @@ def _unescape(name: str) -> str:
             out.append(name[i])
             i += 1
     return "".join(out)
+
+
+def _attribute_key(name: str, keys: dict):
+    """(attribute, checkpoint key) for the tensor an object calls ``name``.
+
+    The attribute of that name; else, as TensorFlow restores objects with a
+    legacy saveable name, the attribute whose name ``name`` extends (``table``
+    for ``table-keys``), its key extended by the same suffix. None if neither.
+    """
+    if name in keys:
+        return name, keys[name]
+    bases = [a for a in keys if name.startswith(a)]
+    if not bases:
+        return None
+    base = max(bases, key=len)
+    return base, keys[base] + name[len(base):]
 
 
 def _spec_string(dtype: DType, shape) -> str:
@@ -88,12 +105,16 @@ def restore_values(reader: BundleReader, pending: list) -> None:
             if name in specs:
                 dtype, shape = specs[name]
                 if entry_dtype != dtype or dims != tuple(shape):
+                    # TensorFlow's words for a shape mismatch, which its tests match.
+                    tf_words = (f" (Received incompatible tensor with shape {list(dims)} when "
+                                f"attempting to restore variable with shape {list(shape)})"
+                                if dims != tuple(shape) else "")
                     raise InvalidArgumentError(
                         f"cannot restore {key!r} from {reader.prefix}: checkpoint has "
                         f"{_spec_string(entry_dtype, dims)}, object has "
-                        f"{_spec_string(dtype, shape)}"
+                        f"{_spec_string(dtype, shape)}{tf_words}"
                     )
-            if enum == STRING_ENUM:
+            if enum in (STRING_ENUM, VARIANT_ENUM):
                 tensors[name] = reader.read(key)
                 continue
             dst = buffers.get(name)
@@ -244,13 +265,17 @@ class ObjectGraphRestore:
             return None
         keys = {_unescape(name): key for name, _, key in attributes}
         wanted = obj._restore_tensor_names(list(keys))
-        unused = [name for name in keys if name not in wanted]
+        matched = {name: _attribute_key(name, keys) for name in wanted}
+        used = {source for source, _ in filter(None, matched.values())}
+        unused = [name for name in keys if name not in used]
         if unused:
             self.unused_attributes[n] = unused
-        if not wanted or any(name not in keys for name in wanted):
+        if not wanted or None in matched.values():
             self.unused_attributes[n] = list(keys)
             return None
-        return {name: keys[name] for name in wanted}
+        # A key the graph names but the bundle lacks raises NotFoundError
+        # ("Key ... not found in checkpoint ...") when it is read, as in TF.
+        return {name: key for name, (_, key) in matched.items()}
 
     def _queue_children(self, n: int, obj: Trackable, queue: deque) -> None:
         edges = self.nodes[n]["children"]

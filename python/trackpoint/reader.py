@@ -1,7 +1,9 @@
 """Reading checkpoints by key, with TensorFlow's names: ``load_checkpoint``,
 ``list_variables``, ``load_variable`` and ``CheckpointReader``.
 
-Works on any checkpoint TensorFlow or trackpoint wrote, without TensorFlow.
+Works on the checkpoints TensorFlow or trackpoint write (the V2 tensor
+bundle, object-based or name-based), and on TensorFlow's old single-file V1
+format (see BundleReader), without TensorFlow.
 
 Example::
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from . import _core
 from .bundle import BundleReader
-from .errors import DataLossError
+from .errors import DataLossError, NotFoundError
 from .management import latest_checkpoint
 
 __all__ = ["CheckpointReader", "load_checkpoint", "list_variables", "load_variable"]
@@ -42,8 +44,9 @@ class CheckpointReader:
     """
 
     def __init__(self, prefix, *, mmap: bool = False, mmap_min_bytes: int = 1 << 20):
-        self._bundle = BundleReader(prefix)
-        self._mmap = mmap and sys.byteorder == "little" and not self._bundle.big_endian
+        self._bundle = _open_bundle(os.fspath(prefix))
+        self._mmap = (mmap and sys.byteorder == "little" and not self._bundle.big_endian
+                      and self._bundle.format == "v2")
         self._mmap_min_bytes = mmap_min_bytes
 
     @property
@@ -91,8 +94,31 @@ class CheckpointReader:
         """Every key, sorted."""
         return self._bundle.keys()
 
+    def debug_string(self) -> bytes:
+        """One line ``b"<key> (<DT_TYPE>) [<dims>]\\n"`` per tensor, as
+        TensorFlow's ``debug_string()`` returns it (bytes, in key order).
+
+        Example::
+
+            >>> print(reader.debug_string().decode())
+            v0 (DT_FLOAT) [2,3]
+            v1 (DT_FLOAT) [3,2,1]
+        """
+        return self._bundle.debug_string()
+
     def __repr__(self) -> str:
         return f"CheckpointReader({self.prefix!r})"
+
+
+def _open_bundle(prefix: str):
+    try:
+        return BundleReader(prefix)
+    except NotFoundError as e:
+        # TensorFlow's words, which its tests and users match on.
+        raise NotFoundError(
+            f"Unsuccessful TensorSliceReader constructor: Failed to find any matching "
+            f"files for {prefix} ({e})"
+        ) from None
 
 
 def _resolve(ckpt_dir_or_file) -> str:

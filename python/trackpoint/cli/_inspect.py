@@ -158,11 +158,20 @@ def run_graph(args) -> int:
         nodes = _load_graph(source)
         paths = _paths(nodes)
 
-        def tensor_info(key: str) -> dict:
-            if key not in source:
+        def tensor_info(key: str, siblings=()) -> dict:
+            stored = source.reader.stored_keys(key, siblings)
+            if not stored:
                 return {"key": key, "missing": True}
-            spec = source.spec(key)
-            return {"key": key, "dtype": spec.dtype.name, "shape": list(spec.shape)}
+            if stored == [key]:
+                spec = source.spec(key)
+                return {"key": key, "dtype": spec.dtype.name, "shape": list(spec.shape)}
+            # A legacy saveable name ("table"): its tensors under suffixed keys.
+            tensors = []
+            for k in stored:
+                spec = source.spec(k)
+                tensors.append({"key": k, "suffix": k[len(key):], "dtype": spec.dtype.name,
+                                "shape": list(spec.shape)})
+            return {"key": key, "tensors": tensors}
 
         if args.json:
             out = []
@@ -173,7 +182,7 @@ def run_graph(args) -> int:
                         "path": paths.get(i),
                         "children": [{"name": name, "id": c} for c, name in node["children"]],
                         "attributes": [
-                            {"name": name, **tensor_info(key)}
+                            {"name": name, **tensor_info(key, _keys_of(node))}
                             for name, _, key in node["attributes"]
                         ],
                         "slot_variables": [
@@ -183,10 +192,28 @@ def run_graph(args) -> int:
                         "has_checkpoint_values": node["has_checkpoint_values"],
                     }
                 )
+                if node["registered_saver"]:
+                    name, object_name = node["registered_saver"]
+                    out[-1]["registered_saver"] = {"name": name, "object_name": object_name}
             dump_json({"path": source.path, "nodes": out})
             return 0
         _print_tree(nodes, paths, tensor_info, args)
     return 0
+
+
+def _keys_of(node: dict) -> list:
+    return [key for _, _, key in node["attributes"]]
+
+
+def _attribute_texts(name: str, info: dict) -> list:
+    """(label, "dtype[shape]" or "MISSING", key) per tensor of one attribute:
+    one, or one per suffixed key of a legacy saveable name (``table-keys``)."""
+    if info.get("missing"):
+        return [(name, "MISSING", info["key"])]
+    if "tensors" in info:
+        return [(name + t["suffix"], f"{t['dtype']}{shape_text(t['shape'])}", t["key"])
+                for t in info["tensors"]]
+    return [(name, f"{info['dtype']}{shape_text(info['shape'])}", info["key"])]
 
 
 def _print_tree(nodes: list, paths: dict, tensor_info, args) -> None:
@@ -197,13 +224,15 @@ def _print_tree(nodes: list, paths: dict, tensor_info, args) -> None:
     def describe(n: int) -> str:
         parts = []
         for name, _, key in nodes[n]["attributes"]:
-            info = tensor_info(key)
-            text = (
-                "MISSING" if info.get("missing") else f"{info['dtype']}{shape_text(info['shape'])}"
-            )
-            if args.keys:
-                text += f"  ({key})"
-            parts.append(text if name == "VARIABLE_VALUE" else f"{name}: {text}")
+            info = tensor_info(key, _keys_of(nodes[n]))
+            for label, text, shown_key in _attribute_texts(name, info):
+                if args.keys:
+                    text += f"  ({shown_key})"
+                parts.append(text if label == "VARIABLE_VALUE" else f"{label}: {text}")
+        if nodes[n]["registered_saver"]:
+            # Saved by a registered saver, under keys of its own choosing.
+            name, object_name = nodes[n]["registered_saver"]
+            parts.append(f"registered saver {name!r} (object name {object_name!r})")
         if not parts and not holds_values(n):
             return "  (no values)"
         return ("  " + ", ".join(parts)) if parts else ""
