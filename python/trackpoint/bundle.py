@@ -27,6 +27,7 @@ import numpy as np
 
 from . import _core
 from ._device import DeviceBuffer, StagedTensor, checked_dtype
+from ._paths import local_path
 from .dtypes import DType, as_dtype
 from .errors import InvalidArgumentError, NotFoundError
 
@@ -101,7 +102,7 @@ class BundleWriter:
 
     def __init__(self, prefix, *, num_shards: int = 1, data_alignment: int = 1, sync: bool = True):
         self._writer = _core.BundleWriter.open(
-            os.fspath(prefix), num_shards=num_shards, data_alignment=data_alignment, sync=sync
+            local_path(prefix), num_shards=num_shards, data_alignment=data_alignment, sync=sync
         )
 
     def add(self, key: str, value, *, dtype=None, shard: int = 0) -> None:
@@ -197,7 +198,7 @@ class BundleReader:
     """
 
     def __init__(self, prefix):
-        prefix = os.fspath(prefix)
+        prefix = local_path(prefix)
         self.format = "v2"
         try:
             self._reader = _core.BundleReader.open(prefix)

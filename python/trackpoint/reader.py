@@ -21,6 +21,7 @@ import sys
 import numpy as np
 
 from . import _core
+from ._paths import local_path
 from .bundle import BundleReader
 from .errors import DataLossError, NotFoundError
 from .management import latest_checkpoint
@@ -44,7 +45,7 @@ class CheckpointReader:
     """
 
     def __init__(self, prefix, *, mmap: bool = False, mmap_min_bytes: int = 1 << 20):
-        self._bundle = _open_bundle(os.fspath(prefix))
+        self._bundle = _open_bundle(local_path(prefix))
         self._mmap = (mmap and sys.byteorder == "little" and not self._bundle.big_endian
                       and self._bundle.format == "v2")
         self._mmap_min_bytes = mmap_min_bytes
@@ -122,7 +123,7 @@ def _open_bundle(prefix: str):
 
 
 def _resolve(ckpt_dir_or_file) -> str:
-    path = os.fspath(ckpt_dir_or_file)
+    path = local_path(ckpt_dir_or_file)
     if os.path.isdir(path):
         latest = latest_checkpoint(path)
         if latest is None:
