@@ -232,7 +232,8 @@ class Checkpoint(AutoTrackable):
             self._write(
                 path,
                 options,
-                on_done=lambda: update_checkpoint_state(os.path.dirname(path), path, [path]),
+                on_done=lambda: update_checkpoint_state(os.path.dirname(path), path, [path],
+                                                        save_relative_paths=True),
                 on_failed=lambda: _give_back(counter, number),
             )
         except BaseException:
