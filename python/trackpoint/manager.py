@@ -66,7 +66,7 @@ import time
 
 from . import _dirlock
 from .checkpoint import _give_back
-from .errors import CheckpointError, FailedPreconditionError
+from .errors import CheckpointError, FailedPreconditionError, from_os_error
 from .management import (
     _update_state,
     get_checkpoint_state,
@@ -223,8 +223,10 @@ class CheckpointManager:
         state_temp = re.compile(r"checkpoint\.tmp[0-9a-f]{32}")
         try:
             names = os.listdir(self._directory)
-        except FileNotFoundError:
-            return
+        except (FileNotFoundError, NotADirectoryError):
+            return  # the first save creates it, or says why it cannot
+        except OSError as e:
+            raise from_os_error(e, f"cannot list checkpoint directory {self._directory}") from e
         present = set(names)
         for name in names:
             m = pattern.fullmatch(name)
@@ -237,6 +239,9 @@ class CheckpointManager:
                     _log.info("removed %s left by an interrupted save", name)
                 except FileNotFoundError:
                     pass
+                except OSError as e:  # a read-only directory can still be restored from
+                    _log.warning("cannot remove %s left by an interrupted save: %s",
+                                 os.path.join(self._directory, name), e)
 
     # ---- properties ------------------------------------------------------------------
     @property
@@ -473,8 +478,11 @@ class CheckpointManager:
                 return True
             files = [path + ".index", path + METRICS_SUFFIX]
             files += glob.glob(glob.escape(path) + ".data-?????-of-?????")
-        except (OSError, ValueError) as e:  # ValueError: a NUL byte in a hostile state file
-            return self._deletion_failed(f"cannot delete checkpoint {path!r}: {e}")
+        except ValueError as e:  # a NUL byte from a hostile state file: never a file
+            self._deletion_failed(f"cannot delete checkpoint {path!r}: {e}")
+            return True  # nothing to retry: it leaves the list
+        except OSError as e:
+            return self._deletion_failed(f"cannot delete checkpoint {path}: {e}")
         ok = True
         for name in files:
             try:

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from . import _core
 from ._paths import local_path
 from .bundle import BundleReader
-from .errors import DataLossError, NotFoundError
+from .errors import DataLossError, NotFoundError, from_os_error
 from .management import latest_checkpoint
 
 __all__ = ["CheckpointReader", "load_checkpoint", "list_variables", "load_variable"]
@@ -76,8 +77,25 @@ class CheckpointReader:
         if entry.slices or entry.dtype.size == 0 or entry.size < max(self._mmap_min_bytes, 1):
             return None
         path = self._bundle.data_filename(entry.shard_id)
-        view = np.memmap(path, dtype=entry.dtype.as_numpy_dtype, mode="r",
-                         offset=entry.offset, shape=entry.shape)
+        itemsize = np.dtype(entry.dtype.as_numpy_dtype).itemsize
+        if int(np.prod(entry.shape, dtype=object)) * itemsize != entry.size:
+            raise DataLossError(f"tensor {name!r} in {self.prefix}: the index says {entry.size} "
+                                f"bytes for shape {list(entry.shape)} of {entry.dtype.name}")
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise DataLossError(f"cannot map tensor {name!r}: its data file {path} "
+                                        f"is not a regular file")
+                if entry.offset + entry.size > st.st_size:
+                    raise DataLossError(
+                        f"tensor {name!r} needs bytes [{entry.offset}, "
+                        f"{entry.offset + entry.size}) of {path}, which holds {st.st_size} "
+                        f"bytes (data file truncated)")
+                view = np.memmap(f, dtype=entry.dtype.as_numpy_dtype, mode="r",
+                                 offset=entry.offset, shape=entry.shape)
+        except OSError as e:
+            raise from_os_error(e, f"cannot map tensor {name!r} from {path}") from e
         if _core.crc32c(view.reshape(-1).view(np.uint8)) != _core.crc32c_unmask(entry.crc32c):
             raise DataLossError(f"checksum mismatch for tensor {name!r} in {path} "
                                 f"at offset {entry.offset} (data corrupted)")
