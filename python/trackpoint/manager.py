@@ -193,7 +193,10 @@ class CheckpointManager:
         self._latest_checkpoint = state.model_checkpoint_path
         self._last_preserved_timestamp = state.last_preserved_timestamp
         if now < self._last_preserved_timestamp:
-            _log.warning("%s: last_preserved_timestamp is in the future; using now", self._directory)
+            _log.warning(
+                "%s: the clock (%f) is %f seconds behind the last preserved checkpoint "
+                "timestamp; keeping the checkpoints the state file lists, and preserving "
+                "from now on", self._directory, now, self._last_preserved_timestamp - now)
             self._last_preserved_timestamp = now
         paths = state.all_model_checkpoint_paths
         timestamps = state.all_model_checkpoint_timestamps or (
