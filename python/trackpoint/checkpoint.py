@@ -21,7 +21,7 @@ from ._restore import OBJECT_GRAPH_KEY, NameBasedRestore, ObjectGraphRestore
 from ._saver import snapshot, write_items
 from .bundle import BundleReader
 from .errors import NotFoundError
-from .management import update_checkpoint_state
+from .management import make_directories, update_checkpoint_state
 from .status import CheckpointLoadStatus, InitializationOnlyStatus, NameBasedSaverStatus
 from .trackable.autotrackable import AutoTrackable, as_trackable, wrap_value
 from .trackable.base import Trackable
@@ -181,6 +181,7 @@ class Checkpoint(AutoTrackable):
             from .distributed.saving import checkpoint_write_hook
             return checkpoint_write_hook(self, path, options, on_done)
         root = self._graph_root()
+        make_directories(os.path.dirname(path) or ".")  # durable before the files in it
         if _is_async(options):
             writer = self._async_writer()
             writer.wait()

@@ -23,8 +23,8 @@ import uuid
 from .errors import (
     AlreadyExistsError,
     CheckpointError,
-    InvalidArgumentError,
     FailedPreconditionError,
+    InvalidArgumentError,
     ResourceExhaustedError,
     from_os_error,
 )
