@@ -262,7 +262,7 @@ def _format_state(state: CheckpointState) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomically(path: str, data: bytes) -> str | None:
+def write_atomically(path: str, data: bytes, sync_dir: bool = True) -> str | None:
     """Replaces ``path`` with ``data``: a temporary file in the same directory,
     fsynced, renamed over ``path`` (the commit point), then the directory
     fsynced.
@@ -273,7 +273,9 @@ def write_atomically(path: str, data: bytes) -> str | None:
     then. After the rename nothing raises: a failed directory fsync is tried
     once more, and if it fails again it is logged and its description
     returned (the new contents are in place but may not survive a crash).
-    Returns None when all went well.
+    Returns None when all went well. ``sync_dir=False`` leaves the directory
+    fsync out, for a replacement that may be lost in a crash as long as the
+    file it replaces is valid.
 
     Example::
 
@@ -298,7 +300,7 @@ def write_atomically(path: str, data: bytes) -> str | None:
         if isinstance(e, ValueError):  # a NUL byte in the path
             raise InvalidArgumentError(f"{step}: {e}") from e
         raise
-    return sync_directory_after_commit(directory)
+    return sync_directory_after_commit(directory) if sync_dir else None
 
 
 def _remove_quietly(path: str) -> None:
@@ -408,7 +410,8 @@ def update_checkpoint_state(
 
 def _update_state(save_dir, model_checkpoint_path, all_model_checkpoint_paths=None,
                   latest_filename=None, all_model_checkpoint_timestamps=None,
-                  last_preserved_timestamp=None, save_relative_paths=True) -> str | None:
+                  last_preserved_timestamp=None, save_relative_paths=True,
+                  sync_dir=True) -> str | None:
     """update_checkpoint_state; returns what went wrong after the commit point
     (see write_atomically), or None."""
     save_dir = os.fspath(save_dir)
@@ -438,7 +441,7 @@ def _update_state(save_dir, model_checkpoint_path, all_model_checkpoint_paths=No
                          "checkpoint state. Please use a different save path.")
     state = CheckpointState(model, paths, timestamps, last_preserved_timestamp or 0.0)
     make_directories(save_dir or ".")
-    return write_atomically(state_path, _format_state(state).encode("utf-8"))
+    return write_atomically(state_path, _format_state(state).encode("utf-8"), sync_dir)
 
 
 # Seconds between polls of the state file (tests shorten it).

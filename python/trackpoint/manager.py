@@ -22,7 +22,8 @@ Crash safety, the commit protocol of ``save()``:
    latest and still lists the old ones about to be deleted.
 3. After the commit, best effort only: the directory fsync (tried twice),
    the deletion of old checkpoints, and a second state file that no longer
-   lists the deleted ones.
+   lists the deleted ones (its directory entry is not fsynced: lost in a
+   crash, it leaves the first, which is valid).
 
 A save raises only while the previous checkpoint is still the latest: a
 failure before the commit point raises a trackpoint error naming the file
@@ -402,11 +403,12 @@ class CheckpointManager:
                            if not self._delete_files(old)}
         if doomed:
             try:
-                self._note(self._write_state(self._undeleted))
+                # Lost in a crash, this leaves the first one: not fsynced.
+                self._note(self._write_state(self._undeleted, sync_dir=False))
             except (CheckpointError, OSError, ValueError) as e:
                 self._note(f"cannot rewrite the state file of {self._directory}: {e}")
 
-    def _write_state(self, also_listed: dict):
+    def _write_state(self, also_listed: dict, sync_dir: bool = True):
         """Replaces the state file: the managed checkpoints, after those in
         also_listed (path -> timestamp). Returns a post-commit problem or None."""
         listed = dict(also_listed)
@@ -417,6 +419,7 @@ class CheckpointManager:
             all_model_checkpoint_timestamps=list(listed.values()),
             last_preserved_timestamp=self._last_preserved_timestamp,
             save_relative_paths=True,
+            sync_dir=sync_dir,
         )
 
     def _state_names(self, path: str) -> bool:
