@@ -174,14 +174,24 @@ def get_checkpoint_state(checkpoint_dir, latest_filename=None) -> CheckpointStat
     """Reads the ``checkpoint`` file of ``checkpoint_dir``.
 
     Relative paths in it are joined onto ``checkpoint_dir``. Returns None when
-    the file does not exist, or (with a logged warning) cannot be parsed.
-    Raises ValueError when it names no checkpoint.
+    the file does not exist, or (with a logged warning, as TensorFlow) cannot
+    be read or parsed. Raises ValueError when it names no checkpoint,
+    FailedPreconditionError when it is not a regular file (a FIFO, a device,
+    a directory) and ResourceExhaustedError when it is over 16 MiB.
 
     Example::
 
         state = trackpoint.get_checkpoint_state("/tmp/run")
         state.all_model_checkpoint_paths   # ["/tmp/run/ckpt-3", "/tmp/run/ckpt-4"]
     """
+    return read_checkpoint_state(checkpoint_dir, latest_filename, strict=False)
+
+
+def read_checkpoint_state(checkpoint_dir, latest_filename=None, *, strict: bool = True):
+    """get_checkpoint_state; with ``strict``, a state file that exists but
+    cannot be read (EACCES, EIO, ...) raises the trackpoint error naming it
+    instead of reading as no state: what a CheckpointManager uses, so that
+    it never starts over beside checkpoints it could not see."""
     checkpoint_dir = os.fspath(checkpoint_dir)
     path = _state_path(checkpoint_dir, latest_filename)
     try:
@@ -191,6 +201,8 @@ def get_checkpoint_state(checkpoint_dir, latest_filename=None) -> CheckpointStat
     except CheckpointError:
         raise
     except (OSError, UnicodeDecodeError) as e:
+        if strict and isinstance(e, OSError):
+            raise from_os_error(e, f"cannot read checkpoint state {path}") from e
         _log.warning("cannot read checkpoint state %s: %s", path, e)
         return None
     try:

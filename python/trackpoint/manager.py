@@ -72,6 +72,7 @@ from .management import (
     _update_state,
     get_checkpoint_state,
     make_directories,
+    read_checkpoint_state,
     read_regular_file,
     write_atomically,
 )
@@ -184,7 +185,7 @@ class CheckpointManager:
 
     # ---- recovery ----------------------------------------------------------------------
     def _recover_state(self) -> None:
-        state = get_checkpoint_state(self._directory)
+        state = read_checkpoint_state(self._directory)
         now = _now()
         self._maybe_delete: dict = {}  # path -> timestamp, oldest first
         if state is None:

@@ -513,3 +513,23 @@ def test_6_checkpoint_save_into_a_new_directory_fsyncs_it_and_its_parent(
     monkeypatch.undo()
     for d in ("x/y", "x", "z", ""):
         assert str(tmp_path / d) in synced, (d, synced)
+
+
+def test_3_unreadable_state_file_fails_a_new_manager_instead_of_starting_over(
+        tmp_path, monkeypatch, caplog):
+    _, manager = make_manager(tmp_path)
+    manager.save()
+    manager.close()
+    real_open = os.open
+
+    def fake_open(path, flags, *a, **k):
+        if os.path.basename(os.fspath(path)) == "checkpoint" and not flags & os.O_DIRECTORY:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+        return real_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    with pytest.raises(UnavailableError, match=f"cannot read checkpoint state {tmp_path}"):
+        make_manager(tmp_path)
+    # TensorFlow's reader function logs and reads it as no state.
+    assert trackpoint.get_checkpoint_state(tmp_path) is None
+    assert "Input/output error" in caplog.text
