@@ -17,6 +17,7 @@ import dataclasses
 import os
 
 from ._async import AsyncWriter
+from ._paths import local_path
 from ._restore import OBJECT_GRAPH_KEY, NameBasedRestore, ObjectGraphRestore
 from ._saver import snapshot, write_items
 from .bundle import BundleReader
@@ -210,7 +211,7 @@ class Checkpoint(AutoTrackable):
 
     def write(self, file_prefix, options: CheckpointOptions | None = None) -> str:
         """Writes a checkpoint at exactly ``file_prefix``; no counter, no state file."""
-        path = os.fspath(file_prefix)
+        path = local_path(file_prefix)
         self._write(path, options)
         return path
 
@@ -228,7 +229,7 @@ class Checkpoint(AutoTrackable):
         counter = self.save_counter
         number = int(counter) + 1
         counter.assign(number)
-        path = f"{os.fspath(file_prefix)}-{number}"
+        path = f"{local_path(file_prefix)}-{number}"
         try:
             self._write(
                 path,
@@ -258,7 +259,7 @@ class Checkpoint(AutoTrackable):
         :class:`~trackpoint.status.NameBasedSaverStatus` for a checkpoint
         without an object graph.
         """
-        path = os.fspath(save_path)
+        path = local_path(save_path)
         if options is not None and options.experimental_coordinator is not None:
             # Multi-process restore (hook for trackpoint.distributed): region reads.
             from .distributed.restoring import checkpoint_read_hook
@@ -288,7 +289,7 @@ class Checkpoint(AutoTrackable):
         returns an :class:`~trackpoint.status.InitializationOnlyStatus`."""
         if save_path is None:
             return InitializationOnlyStatus()
-        path = os.fspath(save_path)
+        path = local_path(save_path)
         if os.path.isdir(path) and any(
             os.path.exists(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt")
         ):

@@ -20,6 +20,7 @@ import stat
 import time
 import uuid
 
+from ._paths import local_path
 from .errors import (
     AlreadyExistsError,
     CheckpointError,
@@ -167,7 +168,7 @@ def _file_kind(mode: int) -> str:
 
 
 def _state_path(checkpoint_dir, latest_filename) -> str:
-    return os.path.join(os.fspath(checkpoint_dir), latest_filename or STATE_FILENAME)
+    return os.path.join(local_path(checkpoint_dir), latest_filename or STATE_FILENAME)
 
 
 def get_checkpoint_state(checkpoint_dir, latest_filename=None) -> CheckpointState | None:
@@ -192,7 +193,7 @@ def read_checkpoint_state(checkpoint_dir, latest_filename=None, *, strict: bool 
     cannot be read (EACCES, EIO, ...) raises the trackpoint error naming it
     instead of reading as no state: what a CheckpointManager uses, so that
     it never starts over beside checkpoints it could not see."""
-    checkpoint_dir = os.fspath(checkpoint_dir)
+    checkpoint_dir = local_path(checkpoint_dir)
     path = _state_path(checkpoint_dir, latest_filename)
     try:
         text = _read_state_file(path)
@@ -426,9 +427,9 @@ def _update_state(save_dir, model_checkpoint_path, all_model_checkpoint_paths=No
                   sync_dir=True) -> str | None:
     """update_checkpoint_state; returns what went wrong after the commit point
     (see write_atomically), or None."""
-    save_dir = os.fspath(save_dir)
-    model_checkpoint_path = os.fspath(model_checkpoint_path)
-    paths = [os.fspath(p) for p in (all_model_checkpoint_paths or [])]
+    save_dir = local_path(save_dir)
+    model_checkpoint_path = local_path(model_checkpoint_path)
+    paths = [local_path(p) for p in (all_model_checkpoint_paths or [])]
 
     def stored(p: str) -> str:
         if save_relative_paths and os.path.isabs(p):
@@ -486,7 +487,7 @@ def checkpoints_iterator(checkpoint_dir, min_interval_secs=0, timeout=None, time
         for path in trackpoint.checkpoints_iterator("/tmp/run", timeout=600):
             evaluate(path)
     """
-    checkpoint_dir = os.fspath(checkpoint_dir)
+    checkpoint_dir = local_path(checkpoint_dir)
     last = None
     while True:
         path = _wait_for_new_checkpoint(checkpoint_dir, last, timeout)

@@ -66,6 +66,7 @@ import re
 import time
 
 from . import _dirlock
+from ._paths import local_path
 from .checkpoint import _give_back
 from .errors import CheckpointError, FailedPreconditionError, from_os_error
 from .management import (
@@ -156,7 +157,7 @@ class CheckpointManager:
         if keep_best is not None and best_fn is None:
             raise ValueError("keep_best needs best_fn")
         self._checkpoint = checkpoint
-        self._directory = os.fspath(directory)
+        self._directory = local_path(directory)
         self._max_to_keep = max_to_keep
         self._keep_checkpoint_every_n_hours = keep_checkpoint_every_n_hours
         self._checkpoint_name = checkpoint_name
