@@ -39,6 +39,12 @@ committed to devices, else uncommitted on the default device, and weakly
 typed if it was, so jitted functions reuse their compiled code. A numpy leaf becomes a new numpy array,
 a Python number a Python number of the same type.
 
+Arrays sharded over several processes (``jax.distributed``) save with
+``CheckpointOptions(experimental_coordinator=JaxCoordinator())``: each
+process writes its addressable shards as slices; a restore with the
+coordinator (or ``trackpoint.distributed.restore``) reads only the slices of
+the shards each process's devices hold (see ``trackpoint.distributed.jax``).
+
 Errors name the leaf by its key path in the tree (``'0/mu/w'``).
 """
 
