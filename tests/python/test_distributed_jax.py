@@ -9,8 +9,10 @@ reference saved from numpy, pass `trackpoint verify`, store each distinct
 shard once, and restore into other shardings and process counts (4 -> 4,
 4 -> 2, 4 -> 1, 2 -> 4 layouts), each process reading only its own shards'
 regions. A process that fails while planning makes the others raise
-AbortedError; one that does not take part makes them raise
-CoordinationError after the coordinator's timeout instead of hanging.
+AbortedError; one that does not take part, or is killed mid-save, makes
+them raise CoordinationError after the coordinator's timeout instead of
+hanging (with jax_enable_recoverability; without it JAX itself aborts the
+survivors of a dead process after its heartbeat timeout).
 
 This file is also the worker: ``python test_distributed_jax.py '<json>'``.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -106,6 +109,9 @@ def _worker(args: dict) -> None:
     from trackpoint.distributed.jax import JaxCoordinator
 
     rank, world, directory = args["rank"], args["world"], args["dir"]
+    if args.get("recoverable"):
+        # Survivors of a dead process go on (JAX would abort them otherwise).
+        jax.config.update("jax_enable_recoverability", True)
     if world > 1:
         jax.distributed.initialize(
             coordinator_address=f"127.0.0.1:{args['port']}",
@@ -177,6 +183,10 @@ def _worker(args: dict) -> None:
         result[f"{what}-reads"] = sorted(reads)
         result[f"{what}-want-reads"] = sorted(want)
 
+    def record():
+        with open(os.path.join(directory, f"{args['task']}-{rank}.json"), "w") as f:
+            json.dump(result, f)
+
     coordinator = JaxCoordinator(timeout=args.get("timeout", 60)) if world > 1 else None
     options = trackpoint.CheckpointOptions(experimental_coordinator=coordinator)
     task = args["task"]
@@ -223,10 +233,33 @@ def _worker(args: dict) -> None:
                 result["absent_peer"] = None
             except Exception as e:  # noqa: BLE001
                 result["absent_peer"] = [type(e).__name__, str(e)]
+        # Rank 1 dies right after writing its part: rank 0 raises, nothing is committed.
+        dying = JaxCoordinator(timeout=6)
+        import trackpoint.distributed.saving as dsave
+
+        real_write_part = dsave._write_part
+
+        def write_then_die(*a, **k):
+            real_write_part(*a, **k)
+            if rank == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        dsave._write_part = write_then_die
+        if rank == 1:
+            record()
+        try:
+            ckpt.save(
+                os.path.join(directory, "two", "ckpt"),
+                options=trackpoint.CheckpointOptions(experimental_coordinator=dying),
+            )
+            result["dead_peer"] = None
+        except Exception as e:  # noqa: BLE001
+            result["dead_peer"] = [type(e).__name__, str(e)]
+        record()
+        os._exit(0)  # without jax.distributed's shutdown, which would wait for rank 1
     elif task == "single":  # 1 process, two devices: restore the 4-process save
         restore("other", args["path"], "from-four")
-    with open(os.path.join(directory, f"{task}-{rank}.json"), "w") as f:
-        json.dump(result, f)
+    record()
 
 
 # ---- running jobs ---------------------------------------------------------------------------
@@ -264,8 +297,9 @@ def start_job(world: int, task: str, directory, **extra) -> list:
     ]
 
 
-def finish_job(procs, task: str, directory, timeout: float = 240) -> list:
-    """Waits for every process (fails on a hang or an error); their results."""
+def finish_job(procs, task: str, directory, timeout: float = 240, killed=()) -> list:
+    """Waits for every process (fails on a hang, or an error of a process not
+    in killed, which must die of SIGKILL); their results."""
     deadline = time.time() + timeout
     for p in procs:
         try:
@@ -276,7 +310,8 @@ def finish_job(procs, task: str, directory, timeout: float = 240) -> list:
             outputs = [q.communicate()[0].decode(errors="replace")[-3000:] for q in procs]
             raise AssertionError(f"a {task} process hung:\n" + "\n---\n".join(outputs))
     codes = [p.returncode for p in procs]
-    if any(codes):
+    want = [-signal.SIGKILL if r in killed else 0 for r in range(len(procs))]
+    if codes != want:
         outputs = [p.communicate()[0].decode(errors="replace")[-4000:] for p in procs]
         raise AssertionError(f"{task} job failed with {codes}:\n" + "\n---\n".join(outputs))
     results = []
@@ -321,9 +356,9 @@ def jobs(tmp_path_factory):
     directory = tmp_path_factory.mktemp("jaxdist")
     four = finish_job(start_job(4, "save", directory), "save", directory)
     path = four[0]["saved"]
-    two_procs = start_job(2, "reshard", directory, path=path, timeout=60)
+    two_procs = start_job(2, "reshard", directory, path=path, timeout=60, recoverable=True)
     one_procs = start_job(1, "single", directory, path=path)
-    two = finish_job(two_procs, "reshard", directory)
+    two = finish_job(two_procs, "reshard", directory, killed=(1,))
     one = finish_job(one_procs, "single", directory)
     return {"dir": directory, "four": four, "two": two, "one": one}
 
@@ -406,8 +441,14 @@ def test_failures_raise_on_every_process(jobs):
     # Rank 1 never took part: rank 0 raised instead of waiting forever.
     assert two[0]["absent_peer"][0] == "CoordinationError"
     assert "rank 1" in two[0]["absent_peer"][1]
+    # Rank 1 died after writing its part: rank 0 raised, the last save stays the latest.
+    assert two[0]["dead_peer"][0] == "CoordinationError"
+    assert "rank 1" in two[0]["dead_peer"][1]
     directory = os.path.dirname(two[0]["saved"])
     assert trackpoint.latest_checkpoint(directory) == two[0]["saved"]
+    assert sorted(os.listdir(directory)) == [
+        "checkpoint", "ckpt-1.data-00000-of-00002", "ckpt-1.data-00001-of-00002", "ckpt-1.index"
+    ]
 
 
 if __name__ == "__main__":
