@@ -102,7 +102,9 @@ def _place_like(array, old):
             # Devices of other processes: every process builds its own shards.
             from ..distributed.jax import make_array
 
-            box = lambda extents: array[tuple(slice(s, s + n) for s, n in extents)]  # noqa: E731
+            def box(extents):
+                return array[tuple(slice(s, s + n) for s, n in extents)]
+
             return make_array(box, array.shape, old.sharding)
         return jax.device_put(array, old.sharding)
     return jax.device_put(array)

@@ -31,6 +31,7 @@ This module imports JAX only when it is used.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 
@@ -75,8 +76,7 @@ class JaxCoordinator(Coordinator):
         state = distributed.global_state
         if state.client is None:
             raise CoordinationError(
-                "JaxCoordinator needs jax.distributed: call "
-                "jax.distributed.initialize(...) first"
+                "JaxCoordinator needs jax.distributed: call jax.distributed.initialize(...) first"
             )
         self._client = state.client
         self._rank = int(state.process_id)
@@ -106,7 +106,7 @@ class JaxCoordinator(Coordinator):
         base = f"{self._name}/{round_}"
         try:
             self._client.key_value_set(f"{base}/{self._rank}", data)
-        except Exception as e:  # noqa: BLE001 -- jax raises its runtime error
+        except Exception as e:  # jax raises its runtime error
             raise self._fail(f"publishing round {round_}", e) from e
         deadline = time.monotonic() + self._timeout
         values = []
@@ -117,14 +117,12 @@ class JaxCoordinator(Coordinator):
             left_ms = max(int((deadline - time.monotonic()) * 1000), 1)
             try:
                 values.append(self._client.blocking_key_value_get(f"{base}/{rank}", left_ms))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 raise self._fail(f"waiting for rank {rank} in round {round_}", e) from e
         if round_ > 0:
             # Every process has read round - 1: each published in this round after it.
-            try:
+            with contextlib.suppress(Exception):  # a leftover key is harmless
                 self._client.key_value_delete(f"{self._name}/{round_ - 1}/{self._rank}")
-            except Exception:  # noqa: BLE001 -- a leftover key is harmless
-                pass
         return [_decode(v.encode("ascii")) for v in values]
 
 
