@@ -43,6 +43,7 @@ ARRAYS = {
     "mu": ((16, 8), "float32"),
     "bias": ((8,), "float32"),
     "count": ((), "int32"),
+    "solo": ((12, 4), "float32"),  # a pytree that is one array
 }
 # Partition specs over a mesh of (processes, devices per process), axes ("a", "b").
 LAYOUTS = {
@@ -53,6 +54,7 @@ LAYOUTS = {
         "mu": ("a", "b"),
         "bias": (),  # replicated everywhere: written once
         "count": (),
+        "solo": ("a",),
     },
     "other": {
         "w": ("b", "a"),
@@ -61,6 +63,7 @@ LAYOUTS = {
         "mu": (),
         "bias": ("a",),
         "count": (),
+        "solo": (None, "b"),
     },
 }
 
@@ -95,7 +98,13 @@ KEYS = {
     "mu": key("opt/mu"),
     "count": key("opt/count"),
     "bias": key("bias"),
+    "solo": "solo/.ATTRIBUTES/VARIABLE_VALUE",
 }
+
+
+def objects_of(leaf, pytree) -> dict:
+    """The checkpoint's objects: the state, and a pytree of one array."""
+    return {"state": pytree(tree_of(leaf)), "solo": pytree(leaf("solo"))}
 
 
 # ---- the worker (one process of a job) ----------------------------------------------------
@@ -132,12 +141,14 @@ def _worker(args: dict) -> None:
                 value.shape, sharding(layout, name), lambda index: value[index]
             )
 
-        return PyTree(tree_of(leaf))
+        return objects_of(leaf, PyTree)
 
-    def check(tree, layout: str, what: str) -> None:
+    def check(objects, layout: str, what: str) -> None:
         """Every addressable shard equals the reference, in the layout's sharding."""
+        tree = objects["state"].tree
         arrays = {"w": tree["w"], "k": tree["k"], "m": tree["m"], "bias": tree["bias"]}
         arrays.update(mu=tree["opt"]["mu"], count=tree["opt"]["count"])
+        arrays["solo"] = objects["solo"].tree
         for name, array in arrays.items():
             if not array.sharding.is_equivalent_to(sharding(layout, name), array.ndim):
                 result["mismatches"].append(f"{what} {name}: sharding {array.sharding}")
@@ -161,17 +172,17 @@ def _worker(args: dict) -> None:
     def restore(layout: str, path: str, what: str, coordinator=None, plain=False) -> None:
         reads.clear()
         target = state(layout, fill=False)
-        ckpt = trackpoint.Checkpoint(state=target)
+        ckpt = trackpoint.Checkpoint(**target)
         if plain:  # an ordinary restore: every process reads whole tensors
             ckpt.restore(path).assert_consumed()
-            check(target.tree, layout, what)
+            check(target, layout, what)
             return
         if coordinator is not None:
             options = trackpoint.CheckpointOptions(experimental_coordinator=coordinator)
             ckpt.restore(path, options=options).assert_consumed()
         else:
             trackpoint.distributed.restore(ckpt, path).assert_consumed()
-        check(target.tree, layout, what)
+        check(target, layout, what)
         # The regions read: exactly this process's distinct shards of each array.
         want = []
         for name, k in KEYS.items():
@@ -196,8 +207,8 @@ def _worker(args: dict) -> None:
     task = args["task"]
     if task == "save":  # 4 processes: save, then restore into the same and another sharding
         source = state("save")
-        check(source.tree, "save", "source")
-        ckpt = trackpoint.Checkpoint(state=source)
+        check(source, "save", "source")
+        ckpt = trackpoint.Checkpoint(**source)
         result["saved"] = ckpt.save(os.path.join(directory, "four", "ckpt"), options=options)
         result["counter"] = int(ckpt.save_counter)
         restore("save", result["saved"], "same", coordinator)
@@ -206,7 +217,7 @@ def _worker(args: dict) -> None:
     elif task == "reshard":  # 2 processes: restore the 4-process save, save anew, failures
         restore("other", args["path"], "from-four", coordinator)
         source = state("other")
-        ckpt = trackpoint.Checkpoint(state=source)
+        ckpt = trackpoint.Checkpoint(**source)
         result["saved"] = ckpt.save(os.path.join(directory, "two", "ckpt"), options=options)
         restore("save", result["saved"], "same", coordinator)
         # A failure while planning on rank 1: everyone raises, nothing is committed.
@@ -380,7 +391,7 @@ def _reference(tmp_path) -> str:
     """The same state saved by one process from numpy arrays."""
     from trackpoint.adapters.jax import PyTree
 
-    ckpt = trackpoint.Checkpoint(state=PyTree(tree_of(full_value)))
+    ckpt = trackpoint.Checkpoint(**objects_of(full_value, PyTree))
     return ckpt.save(os.path.join(tmp_path, "reference", "ckpt"))
 
 
@@ -400,7 +411,7 @@ def test_four_processes_save_what_one_saves(jobs, tmp_path):
 
 def test_each_distinct_shard_stored_once(jobs):
     prefix = jobs["four"][0]["saved"]
-    for name in ("w", "k", "m", "mu"):
+    for name in ("w", "k", "m", "mu", "solo"):
         assert _stored_slices(prefix, name) == _expected_slices(name, 4), name
     # k: 4 column blocks, each on both devices of one process; bias: replicated, whole.
     assert len(_stored_slices(prefix, "k")) == 4

@@ -347,3 +347,8 @@ class PyTree(Trackable):
 
     def _restore_from_tensors(self, tensors: dict) -> None:
         self._self_node._restore_from_tensors(tensors)
+
+    def _restore_regions(self, reader, keys: dict) -> bool:
+        node = self._self_node
+        restore_regions = getattr(node, "_restore_regions", None)
+        return restore_regions is not None and restore_regions(reader, keys)
