@@ -5,7 +5,8 @@ devices each, one global mesh over all of them) save a pytree whose arrays
 are sharded over the processes (some shards held by several devices) next to
 replicated ones, coordinated by JaxCoordinator over jax.distributed's
 key-value store. The merged checkpoints must equal a single-process
-reference saved from numpy, pass `trackpoint verify`, store each distinct
+reference saved from numpy, pass `trackpoint verify` (and TensorFlow
+reads them, when available), store each distinct
 shard once, and restore into other shardings and process counts (4 -> 4,
 4 -> 2, 4 -> 1, 2 -> 4 layouts), each process reading only its own shards'
 regions. A process that fails while planning makes the others raise
@@ -19,6 +20,7 @@ This file is also the worker: ``python test_distributed_jax.py '<json>'``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -483,6 +485,51 @@ def test_failures_raise_on_every_process(jobs):
         "ckpt-1.data-00001-of-00002",
         "ckpt-1.index",
     ]
+
+
+# ---- TensorFlow ------------------------------------------------------------------------------
+def _tf_python():
+    explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
+    if explicit:
+        return explicit
+    if importlib.util.find_spec("tensorflow") is not None:
+        return sys.executable
+    return None
+
+
+TF_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+for prefix, out in json.loads(sys.argv[1]):
+    reader = tf.train.load_checkpoint(prefix)
+    values = {}
+    for k in reader.get_variable_to_shape_map():
+        if k != "_CHECKPOINTABLE_OBJECT_GRAPH":
+            v = np.asarray(reader.get_tensor(k))
+            values[k] = v.astype(np.float32) if v.dtype.name == "bfloat16" else v
+    np.savez(out, **values)
+"""
+
+
+def test_tensorflow_reads_the_merged_checkpoints(jobs, tmp_path):
+    python = _tf_python()
+    if python is None:
+        pytest.skip("TensorFlow is not available (set TRACKPOINT_TF_PYTHON)")
+    job = [
+        [jobs["four"][0]["saved"], str(tmp_path / "tf4.npz")],
+        [jobs["two"][0]["saved"], str(tmp_path / "tf2.npz")],
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    subprocess.run([python, "-c", TF_SCRIPT, json.dumps(job)], check=True, env=env, timeout=120)
+    want = {k: np.asarray(v) for k, v in _all_tensors(_reference(tmp_path)).items()}
+    del want["_CHECKPOINTABLE_OBJECT_GRAPH"]
+    for _, out in job:
+        with np.load(out) as theirs:
+            assert sorted(theirs.files) == sorted(want)
+            for k, value in want.items():
+                value = value.astype(np.float32) if value.dtype.name == "bfloat16" else value
+                np.testing.assert_array_equal(theirs[k], value, err_msg=k)
 
 
 if __name__ == "__main__":
