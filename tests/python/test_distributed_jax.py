@@ -5,11 +5,10 @@ devices each, one global mesh over all of them) save a pytree whose arrays
 are sharded over the processes (some shards held by several devices) next to
 replicated ones, coordinated by JaxCoordinator over jax.distributed's
 key-value store. The merged checkpoints must equal a single-process
-reference saved from numpy, pass `trackpoint verify` (and TensorFlow
-reads them, when available), store each distinct
-shard once, and restore into other shardings and process counts (4 -> 4,
-4 -> 2, 4 -> 1, 2 -> 4 layouts), each process reading only its own shards'
-regions. A process that fails while planning makes the others raise
+reference saved from numpy, pass `trackpoint verify` (and TensorFlow reads
+them, when available), store each distinct shard once, and restore into
+other shardings and process counts (4 -> 4, 4 -> 2, 4 -> 1, 2 -> 2), each
+process reading only its own shards' regions; an ordinary restore works too. A process that fails while planning makes the others raise
 AbortedError; one that does not take part, or is killed mid-save, makes
 them raise CoordinationError after the coordinator's timeout instead of
 hanging (with jax_enable_recoverability; without it JAX itself aborts the
