@@ -486,6 +486,35 @@ def test_failures_raise_on_every_process(jobs):
     ]
 
 
+class _TwoSlices(trackpoint.Trackable):
+    """Holds a (6, 4) tensor as two row blocks, as a process with two devices would."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def _serialize_to_tensors(self):
+        from trackpoint.distributed import LocalSlice, LocalSlices
+
+        parts = [
+            LocalSlice(self.value[:2], (6, 4), (0, 0)),
+            LocalSlice(self.value[2:], (6, 4), (2, 0)),
+        ]
+        return {"VARIABLE_VALUE": LocalSlices(parts, (6, 4))}
+
+
+def test_several_slices_of_one_process(tmp_path):
+    """Without JAX: one process saving two slices of a tensor."""
+    value = np.arange(24, dtype=np.float32).reshape(6, 4)
+    ckpt = trackpoint.Checkpoint(t=_TwoSlices(value))
+    with pytest.raises(trackpoint.errors.InvalidArgumentError, match="cannot be saved by one"):
+        ckpt.write(str(tmp_path / "plain"))
+    coordinator = trackpoint.distributed.LocalCoordinator()
+    path = trackpoint.distributed.write(ckpt, str(tmp_path / "sliced"), coordinator)
+    k = "t/.ATTRIBUTES/VARIABLE_VALUE"
+    assert sorted(BundleReader(path).entry(k).slices) == [((0, 2), (0, -1)), ((2, 4), (0, -1))]
+    np.testing.assert_array_equal(trackpoint.load_checkpoint(path).get_tensor(k), value)
+
+
 # ---- TensorFlow ------------------------------------------------------------------------------
 def _tf_python():
     explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
