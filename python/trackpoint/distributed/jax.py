@@ -37,6 +37,7 @@ import time
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
 from .coordinator import CoordinationError, Coordinator, _decode, _encode
 from .sharded import LocalSlice, LocalSlices
 
@@ -134,7 +135,7 @@ def _box(index, shape) -> tuple:
         s = index[i] if i < len(index) else slice(None)
         start, stop, step = s.indices(int(d))
         if step != 1:
-            raise ValueError(f"a shard with step {step} along dimension {i}")
+            raise InvalidArgumentError(f"a shard with step {step} along dimension {i}")
         offsets.append(start)
         sizes.append(stop - start)
     return tuple(offsets), tuple(sizes)
@@ -150,7 +151,10 @@ def host_value(array) -> np.ndarray:
     process's shards when the array is replicated over processes."""
     if spans_processes(array):
         if not array.is_fully_replicated:
-            raise ValueError("the array is sharded over processes: use addressable_slices")
+            raise InvalidArgumentError(
+                f"a {array.dtype} array of shape {list(array.shape)} sharded over processes "
+                "has no whole value on one process: save its addressable_slices"
+            )
         return np.asarray(array.addressable_shards[0].data)
     return np.asarray(array)
 
