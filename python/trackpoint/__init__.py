@@ -12,6 +12,7 @@ from . import dtypes, errors
 from .checkpoint import Checkpoint, CheckpointOptions
 from .errors import CheckpointError, DataLossError, NotFoundError
 from .manager import CheckpointManager
+from .moving_averages import ExponentialMovingAverage
 from .management import CheckpointState, checkpoints_iterator, get_checkpoint_state
 from .management import latest_checkpoint
 from .management import update_checkpoint_state
@@ -27,6 +28,7 @@ __all__ = [
     "CheckpointLoadStatus",
     "CheckpointManager",
     "CheckpointOptions",
+    "ExponentialMovingAverage",
     "InitializationOnlyStatus",
     "JsonState",
     "NameBasedSaverStatus",
