@@ -12,13 +12,14 @@ from . import dtypes, errors
 from .checkpoint import Checkpoint, CheckpointOptions
 from .errors import CheckpointError, DataLossError, NotFoundError
 from .manager import CheckpointManager
-from .moving_averages import ExponentialMovingAverage
 from .management import CheckpointState, checkpoints_iterator, get_checkpoint_state
 from .management import latest_checkpoint
 from .management import update_checkpoint_state
+from .moving_averages import ExponentialMovingAverage
 from .reader import CheckpointReader, list_variables, load_checkpoint, load_variable
 from .status import CheckpointLoadStatus, InitializationOnlyStatus, NameBasedSaverStatus
 from .trackable import AutoTrackable, JsonState, NoDependency, PythonState, Trackable, Variable
+from .views import CheckpointView, TrackableView
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "CheckpointLoadStatus",
     "CheckpointManager",
     "CheckpointOptions",
+    "CheckpointView",
     "ExponentialMovingAverage",
     "InitializationOnlyStatus",
     "JsonState",
@@ -35,6 +37,7 @@ __all__ = [
     "NoDependency",
     "PythonState",
     "Trackable",
+    "TrackableView",
     "Variable",
     "update_checkpoint_state",
     "CheckpointError",

@@ -203,7 +203,7 @@ def _name_to_key(reader: BundleReader) -> dict:
     """full variable name -> checkpoint key: the keys themselves for a
     name-based checkpoint, else the object graph's full names."""
     if OBJECT_GRAPH_KEY not in reader:
-        return {key: key for key in reader.keys()}
+        return {key: key for key in reader.keys()}  # noqa: SIM118 (a reader, not a dict)
     nodes = _core.parse_object_graph(reader.read(OBJECT_GRAPH_KEY)[()])
     mapping = {}
     for node in nodes:

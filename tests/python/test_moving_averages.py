@@ -251,7 +251,7 @@ def test_our_checkpoint_restores_into_tensorflow(tmp_path):
     path = trackpoint.Checkpoint(model=m, averaged_weights=averages).write(tmp_path / "ckpt")
     script = tmp_path / "restore.py"
     script.write_text(TF_RESTORE)
-    done = subprocess.run([TF_PYTHON, str(script), str(path)], capture_output=True, text=True,
+    done = subprocess.run([TF_PYTHON, str(script), str(path)], capture_output=True, text=True, check=False,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
