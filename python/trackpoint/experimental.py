@@ -313,17 +313,34 @@ def _check_shards(shards, originals: list, description: str, prefix: str) -> Non
                 raise InvalidArgumentError(
                     f"sharding callback ({description}) returned {key!r}, which is not a "
                     f"tensor of the checkpoint {prefix}")
-            for spec in slices:
+            for spec, value in slices.items():
                 if (key, spec.strip()) in seen:
                     raise InvalidArgumentError(
                         f"sharding callback ({description}) returned {key!r} slice "
                         f"{spec!r} twice for {prefix}")
                 seen.add((key, spec.strip()))
+                _check_shape(key, spec.strip(), value, known[key], description)
     missing = [t.checkpoint_key for t in originals
                if not any(k == t.checkpoint_key for k, _ in seen)]
     if missing:
         raise InvalidArgumentError(
             f"sharding callback ({description}) left out {missing} from {prefix}")
+
+
+def _check_shape(key: str, spec: str, value, original: ShardableTensor, description) -> None:
+    """A whole tensor keeps its shape; a slice has its spec's shape, of the
+    original full shape."""
+    shape = tuple(np.shape(value))
+    if spec:
+        full, extents = parse_slice_spec(spec, key)
+        want = tuple(d if n == -1 else n for (_, n), d in zip(extents, full))
+        bad = full != original.shape or shape != want
+    else:
+        want, bad = original.shape, shape != original.shape
+    if bad:
+        raise InvalidArgumentError(
+            f"sharding callback ({description}) returned {key!r} slice {spec!r} of shape "
+            f"{list(shape)}; expected {list(want)} of a tensor of shape {list(original.shape)}")
 
 
 def _write_part(path: str, shard: dict, dtype_of: dict) -> None:

@@ -192,6 +192,10 @@ class Bad(ShardingCallback):
             shard["nope"] = {"": np.zeros(2)}
         elif self.change == "twice":
             return [shard, dict(shard)]
+        elif self.change == "reshape":
+            shard["c64/.ATTRIBUTES/VARIABLE_VALUE"] = {"": np.zeros((4, 3), np.complex64)}
+        elif self.change == "bad slice":
+            shard["c64/.ATTRIBUTES/VARIABLE_VALUE"] = {"3 4 0,2:0,4": np.zeros((1, 4))}
         return [shard]
 
 
@@ -199,6 +203,8 @@ class Bad(ShardingCallback):
     ("drop", r"left out \['c64/.ATTRIBUTES/VARIABLE_VALUE'\]"),
     ("add", "returned 'nope', which is not a tensor"),
     ("twice", "twice"),
+    ("reshape", r"'c64/.ATTRIBUTES/VARIABLE_VALUE' slice '' of shape \[4, 3\]; expected \[3, 4\]"),
+    ("bad slice", r"slice '3 4 0,2:0,4' of shape \[1, 4\]; expected \[2, 4\]"),
 ])
 def test_callback_that_changes_the_tensors_is_refused(tmp_path, change, message):
     with pytest.raises(trackpoint.errors.InvalidArgumentError, match=message):
@@ -254,3 +260,47 @@ def test_tensorflow_reads_our_sharded_checkpoint(tmp_path):
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got == {"a/.ATTRIBUTES/VARIABLE_VALUE": ckpt.a.numpy().tobytes().hex(),
                    "b/.ATTRIBUTES/VARIABLE_VALUE": ckpt.b.numpy().tobytes().hex()}
+
+
+TF_WRITE = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+spec = json.load(open(sys.argv[2]))
+def value(dtype, shape, i):
+    n = int(np.prod(shape))
+    return (np.arange(n) * (i + 3) % 251 - 100).astype(dtype).reshape(shape)
+ckpt = tf.train.Checkpoint(**{name: tf.Variable(value(d, s, i))
+                              for i, (name, d, s) in enumerate(spec["tensors"])})
+policy = tf.train.experimental.MaxShardSizePolicy(max_shard_size=spec["limit"])
+ckpt.write(sys.argv[1], options=tf.train.CheckpointOptions(experimental_sharding_callback=policy))
+"""
+
+LIVE_TENSORS = [["a4", "float32", [3, 4, 5, 6]], ["b", "int8", [97]], ["c", "float64", [13, 7]],
+                ["d", "int32", []], ["e", "uint16", [9, 1, 31]], ["f", "float32", [1, 200]]]
+
+
+@needs_tf
+@pytest.mark.parametrize("limit", [240, 256, 300, 999, 1 << 20])  # 240: a4's smallest cut
+def test_same_files_as_tensorflow_live(tmp_path, limit):
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps({"tensors": LIVE_TENSORS, "limit": limit}))
+    (tmp_path / "tf").mkdir()
+    script = tmp_path / "write.py"
+    script.write_text(TF_WRITE)
+    done = subprocess.run([TF_PYTHON, str(script), str(tmp_path / "tf" / "ckpt"), str(spec_file)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def value(dtype, shape, i):
+        n = int(np.prod(shape))
+        return (np.arange(n) * (i + 3) % 251 - 100).astype(dtype).reshape(shape)
+
+    ckpt = trackpoint.Checkpoint(**{name: trackpoint.Variable(value(d, s, i))
+                                    for i, (name, d, s) in enumerate(LIVE_TENSORS)})
+    (tmp_path / "ours").mkdir()
+    ckpt.write(tmp_path / "ours" / "ckpt", options=options(MaxShardSizePolicy(limit)))
+    ours, theirs = files_of(tmp_path / "ours", "ckpt"), files_of(tmp_path / "tf", "ckpt")
+    assert sorted(ours) == sorted(theirs)
+    for name in theirs:
+        assert ours[name] == theirs[name], name
