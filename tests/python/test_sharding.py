@@ -304,3 +304,11 @@ def test_same_files_as_tensorflow_live(tmp_path, limit):
     assert sorted(ours) == sorted(theirs)
     for name in theirs:
         assert ours[name] == theirs[name], name
+
+
+def test_checkpoint_manager_saves_with_the_policy(tmp_path):
+    manager = trackpoint.CheckpointManager(sharding_checkpoint(), tmp_path, max_to_keep=2)
+    path = manager.save(options=options(MaxShardSizePolicy(max_shard_size=1000)))
+    assert os.path.basename(path) == "ckpt-1"
+    assert files_of(tmp_path, "ckpt-1") == files_of(SHARDING / "max_1000", "ckpt-1")
+    assert trackpoint.latest_checkpoint(tmp_path) == path
