@@ -27,6 +27,7 @@ Run as a script (by the tests): ``crashsim.py setup|save SCENARIO WORLD`` and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -811,14 +812,45 @@ def run_check(spec_path: str) -> None:
             outcome, problem = check(s, world, st["after"])
         except Exception as e:  # noqa: BLE001 -- every failure is a finding
             outcome, problem = "bad", f"{type(e).__name__}: {e}"
+        expect = st.get("expect")
+        if problem is None and expect is not None and outcome != expect:
+            problem = f"the latest checkpoint is the {outcome} one, expected the {expect} one"
         results.append({"outcome": outcome, "problem": problem})
     print(json.dumps(results))
+
+
+def run_fault_save(s: Scenario, world: str) -> None:
+    """One save of scenario s (under strace, a call of it failed); prints what
+    save() did as JSON: {"committed", "error", "checkpoint_error"}."""
+    import trackpoint
+    from trackpoint.errors import CheckpointError
+
+    model = _model(s.big)
+    ckpt = trackpoint.Checkpoint(model=model)
+    manager = _manager(s, ckpt, os.path.join(world, s.run_dir))
+    manager.restore_or_initialize()
+    _fill(model, s.values[s.new], s.big)
+    result = {"committed": False, "error": None, "checkpoint_error": False}
+    _mark("start")
+    try:
+        manager.save(metrics=s.metrics.get(s.new))
+        result["committed"] = True
+    except Exception as e:  # noqa: BLE001 -- what it raised is the finding
+        result["error"] = f"{type(e).__name__}: {e}"
+        result["checkpoint_error"] = isinstance(e, CheckpointError)
+    _mark("returned")
+    with contextlib.suppress(Exception):
+        manager.close()
+    sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+    sys.stdout.flush()
 
 
 def main(argv) -> None:
     logging_quiet()
     command = argv[0]
-    if command == "check":
+    if command == "faultsave":
+        run_fault_save(SCENARIOS[argv[1]], argv[2])
+    elif command == "check":
         run_check(argv[1])
     elif command == "setup":
         run_setup(SCENARIOS[argv[1]], argv[2])
