@@ -41,7 +41,7 @@ import tempfile
 STRACE = "/usr/bin/strace"
 MARKER = "/nonexistent-trackpoint-crashsim-marker-"
 TRACED = ("openat,write,pwrite64,lseek,fsync,fdatasync,rename,renameat,renameat2,"
-          "unlink,unlinkat,mkdir,mkdirat,ftruncate,newfstatat")
+          "unlink,unlinkat,mkdir,mkdirat,rmdir,ftruncate,truncate")
 
 # ---- scenarios --------------------------------------------------------------------------
 # Each: how the directory looks before (setup), what the recorded process does (save),
@@ -65,6 +65,7 @@ class Scenario:
     async_save: bool = False
     metrics: dict = dataclasses.field(default_factory=dict)  # basename -> metrics dict
     best: str | None = None  # best_checkpoint() a new manager must report
+    ranks: int = 1  # > 1: that many processes save together (torch.distributed, gloo)
 
 
 SCENARIOS = {
@@ -79,6 +80,7 @@ SCENARIOS = {
         Scenario("first_save_new_dir", run_dir="new/run", old=None, new="ckpt-1"),
         Scenario("write_over_prefix", kind="write", old="p", new="p",
                  values={"p@old": 1, "p": 2}),
+        Scenario("multi_process_merge", ranks=2),
     ]
 }
 
@@ -126,13 +128,17 @@ def _manager(s: Scenario, ckpt, directory):
 
 
 def _mark(name: str) -> None:
+    """A call the trace shows (truncate of a path that does not exist, a call
+    nothing else makes) at this point of the script."""
     try:
-        os.stat(MARKER + name)
+        os.truncate(MARKER + name, 0)
     except FileNotFoundError:
         pass
 
 
 def run_setup(s: Scenario, world: str) -> None:
+    # The previous checkpoints of a multi-process scenario are written by one
+    # process: what matters is what the save over them does.
     import trackpoint
 
     run = os.path.join(world, s.run_dir)
@@ -152,6 +158,8 @@ def run_setup(s: Scenario, world: str) -> None:
 
 
 def run_save(s: Scenario, world: str) -> None:
+    if s.ranks > 1:
+        return _run_ranks(s, world)
     import trackpoint
 
     run = os.path.join(world, s.run_dir)
@@ -174,6 +182,62 @@ def run_save(s: Scenario, world: str) -> None:
     _mark("returned")
     assert os.path.basename(path) == s.new, path
     manager.close()
+
+
+def _run_ranks(s: Scenario, world: str) -> None:
+    """Runs s.ranks processes that save together; each a child of this one."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "rank", s.name, world,
+                               str(rank), str(port)], env=script_env())
+             for rank in range(s.ranks)]
+    codes = [p.wait(timeout=300) for p in procs]
+    if any(codes):
+        raise SystemExit(f"the ranks of {s.name} exited with {codes}")
+
+
+def run_rank(s: Scenario, world: str, rank: int, port: int) -> None:
+    """One process of a multi-process save: its half of the big tensor (a
+    ShardedTensor), the small ones replicated; rank 0 merges and records."""
+    import datetime
+
+    import numpy as np
+    import torch.distributed as dist
+
+    import trackpoint
+    from trackpoint.distributed import ShardedTensor, TorchCoordinator, even_split
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=s.ranks, timeout=datetime.timedelta(seconds=60))
+    coordinator = TorchCoordinator(timeout=60)
+    options = trackpoint.CheckpointOptions(experimental_coordinator=coordinator)
+    offsets, shape = even_split((s.big,), rank, s.ranks)
+    local = np.zeros(shape, np.float32)
+    model = trackpoint.AutoTrackable()
+    model.big = ShardedTensor(local, (s.big,), offsets, name="big")
+    model.small = trackpoint.Variable(np.zeros(3, np.int64))
+    model.label = trackpoint.Variable("")
+    ckpt = trackpoint.Checkpoint(model=model)
+    manager = _manager(s, ckpt, os.path.join(world, s.run_dir))
+
+    def fill(k):
+        local[...] = (np.arange(s.big, dtype=np.float32) + k)[offsets[0]:offsets[0] + shape[0]]
+        model.small.assign(np.full(3, k, np.int64))
+        model.label.assign(f"save {k}")
+
+    fill(s.values[s.new])
+    if rank == 0:
+        _mark("start")
+    coordinator.all_gather(None)  # nobody writes before rank 0 marked the start
+    path = manager.save(checkpoint_number=s.values[s.new], options=options)
+    if rank == 0:
+        _mark("returned")
+        assert os.path.basename(path) == s.new, path
+    manager.close()
+    dist.destroy_process_group()
 
 
 # ---- recording --------------------------------------------------------------------------
@@ -335,13 +399,14 @@ def ops_from_trace(trace_text: str, root: str, cwd: str) -> list:
 
     for _, name, args, result in parse_calls(trace_text):
         n = _ok(result)
-        if name == "newfstatat" and MARKER in args[1]:
-            ops.append(Op("mark", path=args[1].split(MARKER)[1].rstrip('"')))
+        if name == "truncate" and MARKER in args[0]:
+            ops.append(Op("mark", path=args[0].split(MARKER)[1].rstrip('"')))
             continue
         if n is None:
             continue
+        at = (_fd_path(args[0]) or cwd) if name.endswith("at") or name == "renameat2" else cwd
         if name == "openat":
-            path = _path_arg(args[1], cwd)
+            path = _path_arg(args[1], at)
             if mine(path):
                 flags = args[2]
                 if "O_CREAT" in flags or "O_TRUNC" in flags:
@@ -367,21 +432,27 @@ def ops_from_trace(trace_text: str, root: str, cwd: str) -> list:
             if mine(path):
                 ops.append(Op("fsync", path=path))
         elif name in ("rename", "renameat", "renameat2"):
-            a, b = (args[0], args[1]) if name == "rename" else (args[1], args[3])
-            src, dst = _path_arg(a, cwd), _path_arg(b, cwd)
+            if name == "rename":
+                src, dst = _path_arg(args[0], cwd), _path_arg(args[1], cwd)
+            else:
+                src, dst = _path_arg(args[1], at), _path_arg(args[3], _fd_path(args[2]) or cwd)
             if mine(src) or mine(dst):
                 ops.append(Op("rename", path=src, dst=dst))
                 if src in offsets:
                     offsets[dst] = offsets.pop(src)
         elif name in ("unlink", "unlinkat"):
-            path = _path_arg(args[0] if name == "unlink" else args[1], cwd)
+            path = _path_arg(args[0], cwd) if name == "unlink" else _path_arg(args[1], at)
             if mine(path):
                 kind = "rmdir" if name == "unlinkat" and "AT_REMOVEDIR" in args[-1] else "unlink"
                 ops.append(Op(kind, path=path))
         elif name in ("mkdir", "mkdirat"):
-            path = _path_arg(args[0] if name == "mkdir" else args[1], cwd)
+            path = _path_arg(args[0], cwd) if name == "mkdir" else _path_arg(args[1], at)
             if mine(path):
                 ops.append(Op("mkdir", path=path))
+        elif name == "rmdir":
+            path = _path_arg(args[0], cwd)
+            if mine(path):
+                ops.append(Op("rmdir", path=path))
     return ops
 
 
@@ -531,6 +602,9 @@ def replay(ops: list, inodes: list, creates: list, base: Fs, k: int, variant: di
         elif op.kind == "mkdir":
             if os.path.dirname(op.path) in dirs:
                 dirs.add(op.path)
+        elif op.kind == "rmdir":
+            if not any(os.path.dirname(p) == op.path for p in names):
+                dirs.discard(op.path)
     # Names whose directory chain is missing vanish with it.
     live = {p: ino for p, ino in names.items() if os.path.dirname(p) in dirs}
     return Fs(live, dirs, size, runs)
@@ -848,7 +922,9 @@ def run_fault_save(s: Scenario, world: str) -> None:
 def main(argv) -> None:
     logging_quiet()
     command = argv[0]
-    if command == "faultsave":
+    if command == "rank":
+        run_rank(SCENARIOS[argv[1]], argv[2], int(argv[3]), int(argv[4]))
+    elif command == "faultsave":
         run_fault_save(SCENARIOS[argv[1]], argv[2])
     elif command == "check":
         run_check(argv[1])

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(STRACE_PROBLEM is not None, reason=str(STRACE_PR
 
 SCENARIO = "best_fn"  # ckpt-1 (best) and ckpt-2 saved, metrics; the save writes ckpt-3, deletes ckpt-2
 SYSCALLS = ("openat,write,pwrite64,lseek,fsync,fdatasync,rename,unlink,mkdir,close,flock,"
-            "newfstatat,getdents64,ftruncate")
+            "newfstatat,getdents64,ftruncate,truncate")
 ERRNOS = ["ENOSPC", "EIO", "EACCES", "EROFS", "EXDEV", "EMFILE"]
 _RUN_NUMBERS = itertools.count()
 TEMP = re.compile(r".*(\.tempstate\d+|\.tmp[0-9a-f]{32})$")
@@ -53,7 +53,7 @@ def _targets(trace_text: str, world: str) -> list:
     directory fsync after its rename), delete (old checkpoints)."""
     calls = crashsim.parse_calls(trace_text)
     marks = [(i, tid) for i, (tid, name, args, _) in enumerate(calls)
-             if name == "newfstatat" and crashsim.MARKER in args[1]]
+             if name == "truncate" and crashsim.MARKER in args[0]]
     (start, tid), (end, _) = marks[0], marks[-1]
     counts, found = {}, []
     for i, (t, name, args, _) in enumerate(calls):
