@@ -36,12 +36,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 STRACE = "/usr/bin/strace"
 MARKER = "/nonexistent-trackpoint-crashsim-marker-"
-TRACED = ("openat,write,pwrite64,lseek,fsync,fdatasync,rename,renameat,renameat2,"
-          "unlink,unlinkat,mkdir,mkdirat,rmdir,ftruncate,truncate")
+TRACED = (
+    "openat,write,pwrite64,lseek,fsync,fdatasync,rename,renameat,renameat2,"
+    "unlink,unlinkat,mkdir,mkdirat,rmdir,ftruncate,truncate"
+)
 
 # ---- scenarios --------------------------------------------------------------------------
 # Each: how the directory looks before (setup), what the recorded process does (save),
@@ -58,8 +59,9 @@ class Scenario:
     run_dir: str = "run"  # the checkpoint directory, relative to the world
     old: str | None = "ckpt-2"  # basename of the previous latest checkpoint
     new: str = "ckpt-3"
-    values: dict = dataclasses.field(default_factory=lambda: {"ckpt-1": 1, "ckpt-2": 2,
-                                                               "ckpt-3": 3})
+    values: dict = dataclasses.field(
+        default_factory=lambda: {"ckpt-1": 1, "ckpt-2": 2, "ckpt-3": 3}
+    )
     big: int = BIG
     manager_kwargs: dict = dataclasses.field(default_factory=lambda: {"max_to_keep": 2})
     async_save: bool = False
@@ -73,13 +75,15 @@ SCENARIOS = {
     for s in [
         Scenario("manager_deletes"),
         Scenario("async_save", async_save=True),
-        Scenario("best_fn", manager_kwargs={"max_to_keep": 1, "keep_best": 1},
-                 metrics={"ckpt-1": {"acc": 0.9}, "ckpt-2": {"acc": 0.5}, "ckpt-3": {"acc": 0.7}},
-                 best="ckpt-1"),
+        Scenario(
+            "best_fn",
+            manager_kwargs={"max_to_keep": 1, "keep_best": 1},
+            metrics={"ckpt-1": {"acc": 0.9}, "ckpt-2": {"acc": 0.5}, "ckpt-3": {"acc": 0.7}},
+            best="ckpt-1",
+        ),
         Scenario("tensor_in_pieces", big=PIECES),
         Scenario("first_save_new_dir", run_dir="new/run", old=None, new="ckpt-1"),
-        Scenario("write_over_prefix", kind="write", old="p", new="p",
-                 values={"p@old": 1, "p": 2}),
+        Scenario("write_over_prefix", kind="write", old="p", new="p", values={"p@old": 1, "p": 2}),
         Scenario("multi_process_merge", ranks=2),
     ]
 }
@@ -191,9 +195,21 @@ def _run_ranks(s: Scenario, world: str) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "rank", s.name, world,
-                               str(rank), str(port)], env=script_env())
-             for rank in range(s.ranks)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                "rank",
+                s.name,
+                world,
+                str(rank),
+                str(port),
+            ],
+            env=script_env(),
+        )
+        for rank in range(s.ranks)
+    ]
     codes = [p.wait(timeout=300) for p in procs]
     if any(codes):
         raise SystemExit(f"the ranks of {s.name} exited with {codes}")
@@ -210,8 +226,13 @@ def run_rank(s: Scenario, world: str, rank: int, port: int) -> None:
     import trackpoint
     from trackpoint.distributed import ShardedTensor, TorchCoordinator, even_split
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=s.ranks, timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=s.ranks,
+        timeout=datetime.timedelta(seconds=60),
+    )
     coordinator = TorchCoordinator(timeout=60)
     options = trackpoint.CheckpointOptions(experimental_coordinator=coordinator)
     offsets, shape = even_split((s.big,), rank, s.ranks)
@@ -224,7 +245,7 @@ def run_rank(s: Scenario, world: str, rank: int, port: int) -> None:
     manager = _manager(s, ckpt, os.path.join(world, s.run_dir))
 
     def fill(k):
-        local[...] = (np.arange(s.big, dtype=np.float32) + k)[offsets[0]:offsets[0] + shape[0]]
+        local[...] = (np.arange(s.big, dtype=np.float32) + k)[offsets[0] : offsets[0] + shape[0]]
         model.small.assign(np.full(3, k, np.int64))
         model.label.assign(f"save {k}")
 
@@ -247,8 +268,9 @@ def strace_usable() -> str | None:
     """None when strace can trace a child here, else why not."""
     if not os.path.exists(STRACE):
         return f"{STRACE} is not installed"
-    r = subprocess.run([STRACE, "-f", "-qq", "-o", os.devnull, "true"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [STRACE, "-f", "-qq", "-o", os.devnull, "true"], capture_output=True, text=True, check=False
+    )
     if r.returncode != 0:
         return f"strace cannot trace here (ptrace not permitted?): {r.stderr.strip()[:200]}"
     return None
@@ -270,8 +292,9 @@ def run_script(*args, strace_args=None, cwd=None) -> subprocess.CompletedProcess
     cmd = [sys.executable, os.path.abspath(__file__), *args]
     if strace_args is not None:
         cmd = [STRACE, *strace_args, *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, env=script_env(), cwd=cwd,
-                          timeout=300)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=script_env(), cwd=cwd, timeout=300, check=False
+    )
 
 
 @dataclasses.dataclass
@@ -299,8 +322,12 @@ _STR = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
 def _unescape(s: str) -> str:
-    return s.encode("latin-1", "backslashreplace").decode("unicode_escape").encode(
-        "latin-1").decode("utf-8", "surrogateescape")
+    return (
+        s.encode("latin-1", "backslashreplace")
+        .decode("unicode_escape")
+        .encode("latin-1")
+        .decode("utf-8", "surrogateescape")
+    )
 
 
 def _split_args(text: str) -> list:
@@ -366,8 +393,8 @@ def _finish(tid, text):
     ends = list(_RESULT.finditer(rest))
     if not ends:
         return None
-    args = _split_args(rest[:ends[-1].start()])
-    result = rest[ends[-1].end():].strip()
+    args = _split_args(rest[: ends[-1].start()])
+    result = rest[ends[-1].end() :].strip()
     return tid, name, args, result
 
 
@@ -467,8 +494,24 @@ def record(scenario: str, base: str) -> dict:
         raise RuntimeError(f"setup of {scenario} failed:\n{r.stderr}")
     shutil.copytree(world, before)
     trace = os.path.join(base, "trace.txt")
-    r = run_script("save", scenario, world, cwd=base, strace_args=[
-        "-f", "-qq", "-y", "-s", "0", "--seccomp-bpf", "-e", "trace=" + TRACED, "-o", trace])
+    r = run_script(
+        "save",
+        scenario,
+        world,
+        cwd=base,
+        strace_args=[
+            "-f",
+            "-qq",
+            "-y",
+            "-s",
+            "0",
+            "--seccomp-bpf",
+            "-e",
+            "trace=" + TRACED,
+            "-o",
+            trace,
+        ],
+    )
     if r.returncode != 0:
         raise RuntimeError(f"recorded save of {scenario} failed:\n{r.stderr}")
     with open(trace) as f:
@@ -599,12 +642,10 @@ def replay(ops: list, inodes: list, creates: list, base: Fs, k: int, variant: di
                 names[op.dst] = src
         elif op.kind == "unlink":
             names.pop(op.path, None)
-        elif op.kind == "mkdir":
-            if os.path.dirname(op.path) in dirs:
-                dirs.add(op.path)
-        elif op.kind == "rmdir":
-            if not any(os.path.dirname(p) == op.path for p in names):
-                dirs.discard(op.path)
+        elif op.kind == "mkdir" and os.path.dirname(op.path) in dirs:
+            dirs.add(op.path)
+        elif op.kind == "rmdir" and not any(os.path.dirname(p) == op.path for p in names):
+            dirs.discard(op.path)
     # Names whose directory chain is missing vanish with it.
     live = {p: ino for p, ino in names.items() if os.path.dirname(p) in dirs}
     return Fs(live, dirs, size, runs)
@@ -613,8 +654,9 @@ def replay(ops: list, inodes: list, creates: list, base: Fs, k: int, variant: di
 def crash_states(ops: list, inodes: list, creates: list, base: Fs):
     """Yields (k, variant, description, after_returned) for every crash state the
     model allows."""
-    returned_at = next((i for i, op in enumerate(ops) if op.kind == "mark"
-                        and op.path == "returned"), len(ops) + 1)
+    returned_at = next(
+        (i for i, op in enumerate(ops) if op.kind == "mark" and op.path == "returned"), len(ops) + 1
+    )
     for k in range(len(ops) + 1):
         after = k > returned_at
         yield k, {}, f"prefix {k}", after
@@ -665,13 +707,13 @@ class Contents:
             if length <= 0:
                 continue
             if source == "Z":
-                out[offset:offset + length] = bytes(length)
+                out[offset : offset + length] = bytes(length)
                 continue
             data = self.blob(source)
-            piece = data[src_off:src_off + length] if data is not None else b""
+            piece = data[src_off : src_off + length] if data is not None else b""
             if len(piece) < length:
                 piece += b"\xee" * (length - len(piece))
-            out[offset:offset + length] = piece
+            out[offset : offset + length] = piece
         return bytes(out)
 
     def digest(self, size: int, runs: list) -> str:
@@ -728,7 +770,7 @@ def explore(scenario: str, base: str, batch: int = 40) -> dict:
     _, end_names = assign_inodes(ops, fs0)
     final_names = {ino: p for p, ino in end_names.items() if ino.startswith("new:")}
     contents = Contents(final_names)
-    seen, generated, pending = {}, 0, []
+    seen, generated = {}, 0
     for k, variant, desc, after in crash_states(ops, inodes, creates, fs0):
         generated += 1
         fs = replay(ops, inodes, creates, fs0, k, variant)
@@ -746,7 +788,7 @@ def explore(scenario: str, base: str, batch: int = 40) -> dict:
     items = list(seen.values())
     broken, outcomes = [], {}
     for start_i in range(0, len(items), batch):
-        chunk = items[start_i:start_i + batch]
+        chunk = items[start_i : start_i + batch]
         spec = {"scenario": scenario, "states": []}
         for j, item in enumerate(chunk):
             target = os.path.join(states_dir, f"s{start_i + j}")
@@ -765,9 +807,15 @@ def explore(scenario: str, base: str, batch: int = 40) -> dict:
                 broken.append((st["desc"], res["problem"]))
         for st in spec["states"]:
             shutil.rmtree(st["dir"])
-    return {"scenario": scenario, "ops": len(ops), "generated": generated,
-            "unique": len(items), "broken": broken, "outcomes": outcomes,
-            "trace": [op.describe() for op in ops]}
+    return {
+        "scenario": scenario,
+        "ops": len(ops),
+        "generated": generated,
+        "unique": len(items),
+        "broken": broken,
+        "outcomes": outcomes,
+        "trace": [op.describe() for op in ops],
+    }
 
 
 # ---- checking (in a fresh process) --------------------------------------------------------
@@ -790,8 +838,10 @@ def check_manager_state(s: Scenario, world: str, after: bool) -> tuple:
     name = os.path.basename(latest) if latest else None
     allowed = {s.new} if after else {s.old, s.new}
     if name not in allowed:
-        return "bad", (f"latest checkpoint is {name}, expected one of "
-                       f"{sorted(map(str, allowed))} (directory: {_listing(run)})")
+        return "bad", (
+            f"latest checkpoint is {name}, expected one of "
+            f"{sorted(map(str, allowed))} (directory: {_listing(run)})"
+        )
     model = _model(s.big)
     ckpt = trackpoint.Checkpoint(model=model)
     manager = _manager(s, ckpt, run)

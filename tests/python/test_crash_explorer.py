@@ -18,10 +18,17 @@ SCENARIOS = [
     "async_save",
     "best_fn",
     "tensor_in_pieces",
-    pytest.param("first_save_new_dir", marks=pytest.mark.xfail(strict=False, reason=(
-        "problem 6: the manager's os.makedirs (manager.py _lock_directory) creates the "
-        "checkpoint directory and nothing fsyncs its parent, so after save() returned a "
-        "crash can lose the directory with the checkpoint in it"))),
+    pytest.param(
+        "first_save_new_dir",
+        marks=pytest.mark.xfail(
+            strict=False,
+            reason=(
+                "problem 6: the manager's os.makedirs (manager.py _lock_directory) creates the "
+                "checkpoint directory and nothing fsyncs its parent, so after save() returned a "
+                "crash can lose the directory with the checkpoint in it"
+            ),
+        ),
+    ),
     "write_over_prefix",
     "multi_process_merge",
 ]
@@ -34,9 +41,11 @@ def test_every_crash_state_holds_the_old_or_the_new_checkpoint(tmp_path, scenari
         pytest.importorskip("torch.distributed")
     result = crashsim.explore(scenario, str(tmp_path))
     with capsys.disabled():
-        print(f"\ncrash explorer {scenario}: {result['ops']} operations, "
-              f"{result['generated']} states generated, {result['unique']} unique states "
-              f"checked, {len(result['broken'])} broken; outcomes {result['outcomes']}")
+        print(
+            f"\ncrash explorer {scenario}: {result['ops']} operations, "
+            f"{result['generated']} states generated, {result['unique']} unique states "
+            f"checked, {len(result['broken'])} broken; outcomes {result['outcomes']}"
+        )
     # The exploration reached both sides of the commit.
     assert result["outcomes"].get("new", 0) >= 1
     if scenario != "first_save_new_dir":
@@ -48,7 +57,8 @@ def test_every_crash_state_holds_the_old_or_the_new_checkpoint(tmp_path, scenari
         assert result["outcomes"].get("window", 0) >= 1
     broken = "\n".join(f"  {desc}: {problem}" for desc, problem in result["broken"])
     assert not result["broken"], f"broken crash states of {scenario}:\n{broken}\n" + "\n".join(
-        result["trace"])
+        result["trace"]
+    )
 
 
 # ---- the parts of the explorer, without a disk or strace ------------------------------------
@@ -93,17 +103,24 @@ def _states(ops):
     out = []
     for k, variant, desc, after in crashsim.crash_states(ops, inodes, creates, fs0):
         fs = crashsim.replay(ops, inodes, creates, fs0, k, variant)
-        out.append((desc, after, {os.path.basename(p): (fs.size[i], fs.runs[i])
-                                  for p, i in fs.names.items()}))
+        out.append(
+            (
+                desc,
+                after,
+                {os.path.basename(p): (fs.size[i], fs.runs[i]) for p, i in fs.names.items()},
+            )
+        )
     return out
 
 
 def test_the_model_loses_unsynced_data_behind_a_rename():
     Op = crashsim.Op
-    ops = [Op("open", "/w/d/a.tmp", flags="O_CREAT|O_TRUNC"),
-           Op("write", "/w/d/a.tmp", offset=0, length=10),
-           Op("rename", "/w/d/a.tmp", dst="/w/d/a"),
-           Op("fsync", "/w/d")]
+    ops = [
+        Op("open", "/w/d/a.tmp", flags="O_CREAT|O_TRUNC"),
+        Op("write", "/w/d/a.tmp", offset=0, length=10),
+        Op("rename", "/w/d/a.tmp", dst="/w/d/a"),
+        Op("fsync", "/w/d"),
+    ]
     named = [(desc, files["a"]) for desc, _, files in _states(ops) if "a" in files]
     assert ("prefix 4, lost: write a.tmp [0, +10)", (0, [])) in named
     assert any(size == 10 and runs[0][2] == "Z" for _, (size, runs) in named)  # zero-filled
@@ -112,12 +129,14 @@ def test_the_model_loses_unsynced_data_behind_a_rename():
 
 def test_the_model_keeps_what_a_barrier_forced():
     Op = crashsim.Op
-    ops = [Op("open", "/w/d/a.tmp", flags="O_CREAT|O_TRUNC"),
-           Op("write", "/w/d/a.tmp", offset=0, length=10),
-           Op("fsync", "/w/d/a.tmp"),
-           Op("rename", "/w/d/a.tmp", dst="/w/d/a"),
-           Op("fsync", "/w/d"),
-           Op("mark", "returned")]
+    ops = [
+        Op("open", "/w/d/a.tmp", flags="O_CREAT|O_TRUNC"),
+        Op("write", "/w/d/a.tmp", offset=0, length=10),
+        Op("fsync", "/w/d/a.tmp"),
+        Op("rename", "/w/d/a.tmp", dst="/w/d/a"),
+        Op("fsync", "/w/d"),
+        Op("mark", "returned"),
+    ]
     states = _states(ops)
     for desc, _, files in states:
         if "a" in files:  # whenever the name is there, so are its bytes

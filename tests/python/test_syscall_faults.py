@@ -24,9 +24,12 @@ import pytest
 STRACE_PROBLEM = crashsim.strace_usable()
 pytestmark = pytest.mark.skipif(STRACE_PROBLEM is not None, reason=str(STRACE_PROBLEM))
 
-SCENARIO = "best_fn"  # ckpt-1 (best) and ckpt-2 saved, metrics; the save writes ckpt-3, deletes ckpt-2
-SYSCALLS = ("openat,write,pwrite64,lseek,fsync,fdatasync,rename,unlink,mkdir,close,flock,"
-            "newfstatat,getdents64,ftruncate,truncate")
+# ckpt-1 (the best) and ckpt-2 saved with metrics; the save writes ckpt-3, deletes ckpt-2.
+SCENARIO = "best_fn"
+SYSCALLS = (
+    "openat,write,pwrite64,lseek,fsync,fdatasync,rename,unlink,mkdir,close,flock,"
+    "newfstatat,getdents64,ftruncate,truncate"
+)
 ERRNOS = ["ENOSPC", "EIO", "EACCES", "EROFS", "EXDEV", "EMFILE"]
 _RUN_NUMBERS = itertools.count()
 TEMP = re.compile(r".*(\.tempstate\d+|\.tmp[0-9a-f]{32})$")
@@ -38,8 +41,8 @@ def _short(path: str, world: str) -> str:
 
 
 def _call_desc(name, args, world) -> str | None:
-    """"fsync run/ckpt-3.index.tempstate*": the call and the first path under world
-    it names (None if none)."""
+    """The call and the first path under world it names, as in
+    ``fsync run/ckpt-3.index.tempstate*`` (None if it names none)."""
     paths = [crashsim._fd_path(a) or crashsim._path_arg(a, "/") for a in args[:2]]
     mine = [p for p in paths if p and (p == world or p.startswith(world + os.sep))]
     return f"{name} {_short(mine[0], world)}" if mine else None
@@ -52,8 +55,11 @@ def _targets(trace_text: str, world: str) -> list:
     metrics (the metrics file), state (the `checkpoint` state file, through the
     directory fsync after its rename), delete (old checkpoints)."""
     calls = crashsim.parse_calls(trace_text)
-    marks = [(i, tid) for i, (tid, name, args, _) in enumerate(calls)
-             if name == "truncate" and crashsim.MARKER in args[0]]
+    marks = [
+        (i, tid)
+        for i, (tid, name, args, _) in enumerate(calls)
+        if name == "truncate" and crashsim.MARKER in args[0]
+    ]
     (start, tid), (end, _) = marks[0], marks[-1]
     counts, found = {}, []
     for i, (t, name, args, _) in enumerate(calls):
@@ -75,19 +81,20 @@ def _phases(descs: list) -> list:
         return first(lambda d: d == "close run", i)
 
     bundle_start = first(lambda d: ".tempstate" in d)
-    bundle_end = dir_synced_after(first(lambda d: d.startswith("rename")
-                                        and ".index.tempstate" in d))
-    metrics_end = dir_synced_after(first(lambda d: d.startswith("rename")
-                                         and "metrics.json.tmp" in d))
-    state_end = dir_synced_after(first(lambda d: d.startswith("rename")
-                                       and "checkpoint.tmp" in d))
+    bundle_end = dir_synced_after(
+        first(lambda d: d.startswith("rename") and ".index.tempstate" in d)
+    )
+    metrics_end = dir_synced_after(
+        first(lambda d: d.startswith("rename") and "metrics.json.tmp" in d)
+    )
+    state_end = dir_synced_after(first(lambda d: d.startswith("rename") and "checkpoint.tmp" in d))
     out = []
     for i, d in enumerate(descs):
         if i < bundle_start:
             out.append("lock")
         elif i <= bundle_end:
             out.append("bundle")
-        elif i <= metrics_end and metrics_end < len(descs):
+        elif i <= metrics_end < len(descs):
             out.append("metrics")
         elif i <= state_end:
             out.append("state")
@@ -110,8 +117,9 @@ def recorded(tmp_path_factory):
     run = os.path.join(base, "record")
     shutil.copytree(world, run)
     trace = os.path.join(base, "trace.txt")
-    r = crashsim.run_script("faultsave", SCENARIO, run, strace_args=_strace(
-        ["-e", "trace=" + SYSCALLS, "-o", trace]))
+    r = crashsim.run_script(
+        "faultsave", SCENARIO, run, strace_args=_strace(["-e", "trace=" + SYSCALLS, "-o", trace])
+    )
     assert r.returncode == 0 and '"committed": true' in r.stdout, r.stdout + r.stderr
     with open(trace) as f:
         targets = _targets(f.read(), os.path.realpath(run))
@@ -123,29 +131,58 @@ def _run_one(base, before, index, target, errno_name):
     world = os.path.join(base, f"w{index}")
     shutil.copytree(before, world)
     trace = os.path.join(base, f"t{index}.txt")
-    r = crashsim.run_script("faultsave", SCENARIO, world, strace_args=_strace(
-        ["-e", f"trace={name}", "-e", f"inject={name}:error={errno_name}:when={n}",
-         "-o", trace]))
+    r = crashsim.run_script(
+        "faultsave",
+        SCENARIO,
+        world,
+        strace_args=_strace(
+            ["-e", f"trace={name}", "-e", f"inject={name}:error={errno_name}:when={n}", "-o", trace]
+        ),
+    )
     with open(trace) as f:
         injected = [line for line in f if "(INJECTED)" in line]
     lines = [line for line in r.stdout.splitlines() if line.startswith("RESULT ")]
-    result = json.loads(lines[-1][7:]) if lines else {
-        "committed": False, "error": f"the process died: {r.stderr.strip()[-400:]}",
-        "checkpoint_error": False}
+    result = (
+        json.loads(lines[-1][7:])
+        if lines
+        else {
+            "committed": False,
+            "error": f"the process died: {r.stderr.strip()[-400:]}",
+            "checkpoint_error": False,
+        }
+    )
     hit = crashsim.parse_calls(injected[0].replace(" (INJECTED)", "")) if injected else []
-    aimed = len(injected) == 1 and len(hit) == 1 and _call_desc(
-        hit[0][1], hit[0][2], os.path.realpath(world)) == desc
+    aimed = (
+        len(injected) == 1
+        and len(hit) == 1
+        and _call_desc(hit[0][1], hit[0][2], os.path.realpath(world)) == desc
+    )
     run_dir = os.path.join(world, "run")
-    return {"case": f"{desc} [{name}#{n}] {errno_name}", "phase": phase, "world": world,
-            "result": result, "aimed": aimed, "injected": injected,
-            "temps": sorted(x for x in os.listdir(run_dir) if TEMP.fullmatch(x))}
+    return {
+        "case": f"{desc} [{name}#{n}] {errno_name}",
+        "phase": phase,
+        "world": world,
+        "result": result,
+        "aimed": aimed,
+        "injected": injected,
+        "temps": sorted(x for x in os.listdir(run_dir) if TEMP.fullmatch(x)),
+    }
 
 
 def _check_all(base, runs) -> list:
     """Checks every faulted directory in one fresh process; returns the problems."""
-    spec = {"scenario": SCENARIO, "states": [
-        {"dir": run["world"], "after": False, "desc": run["case"],
-         "expect": "new" if run["result"]["committed"] else "old"} for run in runs]}
+    spec = {
+        "scenario": SCENARIO,
+        "states": [
+            {
+                "dir": run["world"],
+                "after": False,
+                "desc": run["case"],
+                "expect": "new" if run["result"]["committed"] else "old",
+            }
+            for run in runs
+        ],
+    }
     path = os.path.join(base, f"spec-{len(runs)}-{os.getpid()}.json")
     with open(path, "w") as f:
         json.dump(spec, f)
@@ -164,8 +201,10 @@ def _problems(run, checked) -> list:
     if run["temps"]:
         out.append(f"temporary files left: {run['temps']}")
     if checked["problem"]:
-        out.append(f"from a fresh process: {checked['problem']} (save() "
-                   f"{'committed' if result['committed'] else 'raised ' + str(result['error'])})")
+        out.append(
+            f"from a fresh process: {checked['problem']} (save() "
+            f"{'committed' if result['committed'] else 'raised ' + str(result['error'])})"
+        )
     return out
 
 
@@ -173,35 +212,40 @@ def _problems(run, checked) -> list:
 # durability issue), by phase of the save: the test fails on any other.
 KNOWN = {
     "state": "problem 3 (management.py update_checkpoint_state's os.makedirs and "
-             "write_atomically): a failure while writing the `checkpoint` state file raises a builtin OSError, not a "
-             "trackpoint error; problem 1: a failed directory fsync after the state file's "
-             "rename deletes the new checkpoint that `checkpoint` already names",
+    "write_atomically): a failure while writing the `checkpoint` state file raises a "
+    "builtin OSError, not a trackpoint error; problem 1: a failed directory fsync after the state file's "
+    "rename deletes the new checkpoint that `checkpoint` already names",
     "delete": "problem 2 (manager.py _record/_delete_files): a failure while deleting old "
-              "checkpoints after the commit is raised from save() as a builtin error",
+    "checkpoints after the commit is raised from save() as a builtin error",
     "metrics": "problem 3 (manager.py on_durable, management.py write_atomically): a "
-               "failure while writing the metrics file raises a builtin OSError",
+    "failure while writing the metrics file raises a builtin OSError",
     "lock": "problem 3 (manager.py _lock_directory): an OS error while creating or locking "
-            "the directory (os.makedirs) is raised as a builtin error",
+    "the directory (os.makedirs) is raised as a builtin error",
 }
 
 
-def _run_cases(recorded, cases):
+def _run_cases(recorded, cases, capsys):
     base, before, _, _ = recorded
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        runs = list(pool.map(lambda ic: _run_one(base, before, ic[0], *ic[1]),
-                             zip(_RUN_NUMBERS, cases)))
+        runs = list(
+            pool.map(lambda ic: _run_one(base, before, ic[0], *ic[1]), zip(_RUN_NUMBERS, cases))
+        )
     checked = _check_all(base, runs)
     unknown, known = [], []
     for run, c in zip(runs, checked):
         problems = _problems(run, c)
         if problems:
             (known if run["phase"] in KNOWN and run["aimed"] else unknown).append(
-                (run["case"], run["phase"], problems))
+                (run["case"], run["phase"], problems)
+            )
         shutil.rmtree(run["world"])
     committed = sum(run["result"]["committed"] for run in runs)
-    print(f"\nsyscall faults: {len(runs)} runs, {committed} committed, "
-          f"{len(runs) - committed} raised, {len(known)} known-bug cases, "
-          f"{len(unknown)} other failures")
+    with capsys.disabled():
+        print(
+            f"\nsyscall faults: {len(runs)} runs, {committed} committed, "
+            f"{len(runs) - committed} raised, {len(known)} known-bug cases, "
+            f"{len(unknown)} other failures"
+        )
     text = "\n".join(f"  [{phase}] {case}: {'; '.join(p)}" for case, phase, p in unknown + known)
     assert not unknown, f"save faults not handled:\n{text}"
     if known:
@@ -216,22 +260,27 @@ def test_the_recorded_save_touches_every_kind_of_call(recorded):
     assert [phase for *_, phase in targets].count("state") >= 5
 
 
-def test_every_call_of_a_save_failed_with_eio(recorded):
+def test_every_call_of_a_save_failed_with_eio(recorded, capsys):
     _, _, _, targets = recorded
-    _run_cases(recorded, [(t, "EIO") for t in targets])
+    _run_cases(recorded, [(t, "EIO") for t in targets], capsys)
 
 
-def test_every_call_of_a_save_failed_with_another_errno(recorded):
+def test_every_call_of_a_save_failed_with_another_errno(recorded, capsys):
     """The other errnos in rotation, one per call."""
     _, _, _, targets = recorded
     others = [e for e in ERRNOS if e != "EIO"]
-    _run_cases(recorded, [(t, others[i % len(others)]) for i, t in enumerate(targets)])
+    _run_cases(recorded, [(t, others[i % len(others)]) for i, t in enumerate(targets)], capsys)
 
 
 def _key_calls(targets):
-    wanted = [("openat", ".data-"), ("write", ".data-"), ("fsync", ".index.tempstate"),
-              ("rename", ".index.tempstate"), ("write", "checkpoint.tmp"),
-              ("rename", "checkpoint.tmp")]
+    wanted = [
+        ("openat", ".data-"),
+        ("write", ".data-"),
+        ("fsync", ".index.tempstate"),
+        ("rename", ".index.tempstate"),
+        ("write", "checkpoint.tmp"),
+        ("rename", "checkpoint.tmp"),
+    ]
     out = []
     for name, part in wanted:
         out += [t for t in targets if t[0] == name and part in t[2]][:1]
@@ -239,6 +288,6 @@ def _key_calls(targets):
 
 
 @pytest.mark.parametrize("errno_name", ERRNOS)
-def test_every_errno_on_the_key_calls(recorded, errno_name):
+def test_every_errno_on_the_key_calls(recorded, errno_name, capsys):
     _, _, _, targets = recorded
-    _run_cases(recorded, [(t, errno_name) for t in _key_calls(targets)])
+    _run_cases(recorded, [(t, errno_name) for t in _key_calls(targets)], capsys)

@@ -90,8 +90,11 @@ def interrupted_overwrite(path: str):
     if not indexes:
         return None
     data = [n for n in names if re.fullmatch(stem + r"\.data-\d{5}-of-\d{5}\.tempstate\d+", n)]
-    where = (f"data files still under temporary names: {', '.join(data)}" if data
-             else "every data file is already the new one")
+    where = (
+        f"data files still under temporary names: {', '.join(data)}"
+        if data
+        else "every data file is already the new one"
+    )
     return prefix, (
         f"interrupted overwrite of {prefix}: a write over it stopped after removing "
         f"{base}.index and before renaming its new index in, so the checkpoint that was "
