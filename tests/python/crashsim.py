@@ -786,7 +786,7 @@ def explore(scenario: str, base: str, batch: int = 40) -> dict:
     os.makedirs(states_dir)
     os.makedirs(store)
     items = list(seen.values())
-    broken, outcomes = [], {}
+    broken, leaked, outcomes = [], [], {}
     for start_i in range(0, len(items), batch):
         chunk = items[start_i : start_i + batch]
         spec = {"scenario": scenario, "states": []}
@@ -805,6 +805,8 @@ def explore(scenario: str, base: str, batch: int = 40) -> dict:
             outcomes[res["outcome"]] = outcomes.get(res["outcome"], 0) + 1
             if res["problem"]:
                 broken.append((st["desc"], res["problem"]))
+            if res["unlisted"]:
+                leaked.append((st["desc"], res["unlisted"]))
         for st in spec["states"]:
             shutil.rmtree(st["dir"])
     return {
@@ -813,6 +815,7 @@ def explore(scenario: str, base: str, batch: int = 40) -> dict:
         "generated": generated,
         "unique": len(items),
         "broken": broken,
+        "leaked": leaked,
         "outcomes": outcomes,
         "trace": [op.describe() for op in ops],
     }
@@ -867,7 +870,27 @@ def check_manager_state(s: Scenario, world: str, after: bool) -> tuple:
     why = _holds(fresh, 9, s.big)
     if why:
         return "bad", f"the recovering save {path}: {why}"
+    _LEAKS.extend(_unlisted(run))
     return ("new" if name == s.new else "old"), None
+
+
+_LEAKS: list = []  # files of the state checked last that no manager will ever delete
+
+
+def _unlisted(run: str) -> list:
+    """Files of checkpoints that the state file does not list, once a new manager
+    saved: nothing will ever delete them."""
+    import trackpoint
+
+    listed = {
+        os.path.basename(p) for p in trackpoint.get_checkpoint_state(run).all_model_checkpoint_paths
+    }
+    out = []
+    for name in sorted(os.listdir(run)):
+        m = re.fullmatch(r"(ckpt-\d+)(\..*)", name)
+        if m and m.group(1) not in listed:
+            out.append(name)
+    return out
 
 
 def check_write_state(s: Scenario, world: str, after: bool) -> tuple:
@@ -932,6 +955,7 @@ def run_check(spec_path: str) -> None:
     for st in spec["states"]:
         world = st["dir"]
         check = check_write_state if s.kind == "write" else check_manager_state
+        _LEAKS.clear()
         try:
             outcome, problem = check(s, world, st["after"])
         except Exception as e:  # noqa: BLE001 -- every failure is a finding
@@ -939,7 +963,7 @@ def run_check(spec_path: str) -> None:
         expect = st.get("expect")
         if problem is None and expect is not None and outcome != expect:
             problem = f"the latest checkpoint is the {outcome} one, expected the {expect} one"
-        results.append({"outcome": outcome, "problem": problem})
+        results.append({"outcome": outcome, "problem": problem, "unlisted": list(_LEAKS)})
     print(json.dumps(results))
 
 

@@ -44,7 +44,8 @@ def test_every_crash_state_holds_the_old_or_the_new_checkpoint(tmp_path, scenari
         print(
             f"\ncrash explorer {scenario}: {result['ops']} operations, "
             f"{result['generated']} states generated, {result['unique']} unique states "
-            f"checked, {len(result['broken'])} broken; outcomes {result['outcomes']}"
+            f"checked, {len(result['broken'])} broken, {len(result['leaked'])} leaving "
+            f"unlisted files; outcomes {result['outcomes']}"
         )
     # The exploration reached both sides of the commit.
     assert result["outcomes"].get("new", 0) >= 1
@@ -59,6 +60,9 @@ def test_every_crash_state_holds_the_old_or_the_new_checkpoint(tmp_path, scenari
     assert not result["broken"], f"broken crash states of {scenario}:\n{broken}\n" + "\n".join(
         result["trace"]
     )
+    # Every state is sound; files a crash leaves behind that nothing deletes are
+    # the next thing checked.
+    _xfail_if_leaked(result)
 
 
 # ---- the parts of the explorer, without a disk or strace ------------------------------------
@@ -143,3 +147,14 @@ def test_the_model_keeps_what_a_barrier_forced():
             assert files["a"] == (10, [(0, 10, files["a"][1][0][2], 0)]), desc
     after = [files for _, after, files in states if after]
     assert after and all(set(files) == {"a"} for files in after)
+
+
+def _xfail_if_leaked(result):
+    leaked = "\n".join(f"  {desc}: {names}" for desc, names in result["leaked"])
+    if result["leaked"]:
+        pytest.xfail(
+            f"problem 7 (manager.py _record/_remove_interrupted_saves): in "
+            f"{len(result['leaked'])} crash states the old checkpoint's files outlive its "
+            f"entry in the state file (a crash after the state file's commit, before the "
+            f"unlinks were durable), and no manager ever deletes them:\n{leaked}"
+        )
