@@ -85,6 +85,14 @@ SCENARIOS = {
         Scenario("first_save_new_dir", run_dir="new/run", old=None, new="ckpt-1"),
         Scenario("write_over_prefix", kind="write", old="p", new="p", values={"p@old": 1, "p": 2}),
         Scenario("multi_process_merge", ranks=2),
+        Scenario(
+            "merge_over_prefix",
+            kind="write",
+            old="p",
+            new="p",
+            values={"p@old": 1, "p": 2},
+            ranks=2,
+        ),
     ]
 }
 
@@ -242,7 +250,8 @@ def run_rank(s: Scenario, world: str, rank: int, port: int) -> None:
     model.small = trackpoint.Variable(np.zeros(3, np.int64))
     model.label = trackpoint.Variable("")
     ckpt = trackpoint.Checkpoint(model=model)
-    manager = _manager(s, ckpt, os.path.join(world, s.run_dir))
+    run = os.path.join(world, s.run_dir)
+    manager = _manager(s, ckpt, run) if s.kind == "manager" else None
 
     def fill(k):
         local[...] = (np.arange(s.big, dtype=np.float32) + k)[offsets[0] : offsets[0] + shape[0]]
@@ -253,11 +262,14 @@ def run_rank(s: Scenario, world: str, rank: int, port: int) -> None:
     if rank == 0:
         _mark("start")
     coordinator.all_gather(None)  # nobody writes before rank 0 marked the start
-    path = manager.save(checkpoint_number=s.values[s.new], options=options)
+    if manager is None:
+        ckpt.write(os.path.join(run, s.new), options=options)
+    else:
+        path = manager.save(checkpoint_number=s.values[s.new], options=options)
+        assert os.path.basename(path) == s.new, path
+        manager.close()
     if rank == 0:
         _mark("returned")
-        assert os.path.basename(path) == s.new, path
-    manager.close()
     dist.destroy_process_group()
 
 

@@ -482,3 +482,19 @@ def test_verify_reports_an_interrupted_overwrite(tmp_path):
 def test_verify_of_a_missing_prefix_without_temporary_files_is_a_user_error(tmp_path):
     (tmp_path / "q.index.tempstate1").write_bytes(b"")  # another prefix's
     assert_user_error(run("verify", tmp_path / "p"), "p.index")
+
+
+def test_verify_names_the_parts_of_an_interrupted_merge(tmp_path):
+    # A multi-process save over p stopped before its parts' data files moved.
+    _write_values(tmp_path / "p", 2)
+    (tmp_path / "p.index").rename(tmp_path / "p.index.tempstate5")
+    (tmp_path / "p_temp").mkdir()
+    (tmp_path / "p.data-00000-of-00001").rename(
+        tmp_path / "p_temp/part-00000-of-00001.data-00000-of-00001"
+    )
+    proc = run("verify", tmp_path / "p")
+    assert proc.returncode == 1, proc
+    assert "interrupted overwrite" in proc.stdout and "p.index.tempstate5" in proc.stdout
+    assert f"still in {tmp_path / 'p_temp'} (part-00000-of-00001.data-00000-of-00001)" in (
+        proc.stdout
+    )

@@ -31,13 +31,14 @@ SCENARIOS = [
     ),
     "write_over_prefix",
     "multi_process_merge",
+    "merge_over_prefix",
 ]
 
 
 @needs_strace
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_crash_state_holds_the_old_or_the_new_checkpoint(tmp_path, scenario, capsys):
-    if scenario == "multi_process_merge":
+    if scenario in ("multi_process_merge", "merge_over_prefix"):
         pytest.importorskip("torch.distributed")
     result = crashsim.explore(scenario, str(tmp_path))
     with capsys.disabled():
@@ -56,6 +57,10 @@ def test_every_crash_state_holds_the_old_or_the_new_checkpoint(tmp_path, scenari
         # temporary name, which `trackpoint verify` reports) is reached; the old
         # and the new bundle are never mixed.
         assert result["outcomes"].get("window", 0) >= 1
+    if scenario == "merge_over_prefix":
+        # Two merged data files over a one-file checkpoint: no name is reused,
+        # the new index replaces the old one in one rename, and there is no window.
+        assert set(result["outcomes"]) == {"old", "new"}
     broken = "\n".join(f"  {desc}: {problem}" for desc, problem in result["broken"])
     assert not result["broken"], f"broken crash states of {scenario}:\n{broken}\n" + "\n".join(
         result["trace"]

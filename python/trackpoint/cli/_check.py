@@ -81,28 +81,43 @@ def interrupted_overwrite(path: str):
     if os.path.exists(prefix + ".index"):
         return None
     directory, base = os.path.split(prefix)
-    try:
-        names = sorted(os.listdir(directory or "."))
-    except OSError:
-        return None
+    names = sorted(_listdir(directory or "."))
     stem = re.escape(base)
     indexes = [n for n in names if re.fullmatch(stem + r"\.index\.tempstate\d+", n)]
     if not indexes:
         return None
     data = [n for n in names if re.fullmatch(stem + r"\.data-\d{5}-of-\d{5}\.tempstate\d+", n)]
-    where = (
-        f"data files still under temporary names: {', '.join(data)}"
-        if data
-        else "every data file is already the new one"
-    )
+    parts_dir = prefix + "_temp"  # where a multi-process save keeps its parts
+    parts = sorted(n for n in _listdir(parts_dir) if ".data-" in n and ".tempstate" not in n)
+    if parts:
+        where = (
+            f"the data files of a multi-process save are still in {parts_dir} "
+            f"({', '.join(parts)}): save again"
+        )
+    elif data:
+        where = (
+            f"data files still under temporary names: {', '.join(data)}. Renaming the "
+            "temporary files to their final names (data files first, then the index) "
+            "completes the new checkpoint, if only one write was interrupted"
+        )
+    else:
+        where = (
+            "every data file is already the new one: renaming the index to "
+            f"{base}.index completes the new checkpoint, if only one write was interrupted"
+        )
     return prefix, (
         f"interrupted overwrite of {prefix}: a write over it stopped after removing "
         f"{base}.index and before renaming its new index in, so the checkpoint that was "
         f"there is gone and the new one is incomplete; its index is complete at "
-        f"{', '.join(indexes)}; {where}. Renaming the temporary files to their final "
-        "names (data files first, then the index) completes the new checkpoint, "
-        "if only one write was interrupted"
+        f"{', '.join(indexes)}; {where}"
     )
+
+
+def _listdir(path: str) -> list:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def _check_graph(source, value) -> list:

@@ -497,6 +497,37 @@ TEST_F(BundleOverwriteTest, FailedDirectorySyncBeforeTheOldIndexGoesKeepsIt) {
   ExpectFilledBundle(prefix, 1);
 }
 
+// An overwrite whose data files all take new names (another number of
+// shards) replaces the old index in one rename: a failure before that keeps
+// the old bundle whole, and nothing of the new one is left.
+TEST_F(BundleOverwriteTest, AnotherShardCountReplacesTheIndexInOneRename) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  {
+    auto writer = BundleWriter::Open(prefix, {1});
+    ASSERT_TRUE(writer.ok());
+    const std::vector<int32_t> big(4096, 1);
+    ASSERT_TRUE((*writer)
+                    ->Add("big", DataType::kInt32, {{4096}}, big.data(),
+                          big.size() * sizeof(int32_t))
+                    .ok());
+    ASSERT_TRUE((*writer)->AddString("label", {{}}, {"fill 1"}, 0).ok());
+    ASSERT_TRUE((*writer)->Finish().ok());
+  }
+  const std::map<std::string, std::string> before = DirContents(dir.path());
+  for (IoFault fault : {IoFault::kRenameIoError, IoFault::kDirSyncIoError}) {
+    SCOPED_TRACE("fault " + std::to_string(static_cast<int>(fault)));
+    SetIoFaultForTesting(fault, 0);
+    Status s = WriteFilledBundle(prefix, 2);
+    SetIoFaultForTesting(IoFault::kNone, 0);
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+    EXPECT_TRUE(DirContents(dir.path()) == before);
+    ExpectFilledBundle(prefix, 1);
+  }
+  ASSERT_TRUE(WriteFilledBundle(prefix, 2).ok());
+  ExpectFilledBundle(prefix, 2);
+}
+
 // A writer whose Finish() failed has deleted its files already: dropping it
 // later must not delete the files of a bundle written since at the same
 // prefix (a retried save).
