@@ -19,7 +19,9 @@
    read back from the file it ended in), deduplicated by content hash, and
    checked in one fresh process (``check``): the latest checkpoint is the old
    or the new one and restores fully with the right values (the new one in a
-   state after ``save()`` returned), and a new manager recovers and saves.
+   state after ``save()`` returned), and a new manager recovers and saves;
+   files of checkpoints the state file no longer lists are reported apart
+   (nothing would ever delete them).
 
 Run as a script (by the tests): ``crashsim.py setup|save SCENARIO WORLD`` and
 ``crashsim.py check SPEC.json``.
