@@ -86,6 +86,14 @@ SCENARIOS = {
         Scenario("tensor_in_pieces", big=PIECES),
         Scenario("first_save_new_dir", run_dir="new/run", old=None, new="ckpt-1"),
         Scenario("write_over_prefix", kind="write", old="p", new="p", values={"p@old": 1, "p": 2}),
+        Scenario(
+            "write_new_dir",
+            kind="write",
+            run_dir="new/run",
+            old=None,
+            new="p",
+            values={"p": 2},
+        ),
         Scenario("multi_process_merge", ranks=2),
         Scenario(
             "merge_over_prefix",
@@ -158,7 +166,7 @@ def run_setup(s: Scenario, world: str) -> None:
     run = os.path.join(world, s.run_dir)
     model = _model(s.big)
     ckpt = trackpoint.Checkpoint(model=model)
-    if s.kind == "write":
+    if s.kind == "write" and s.old is not None:
         _fill(model, s.values["p@old"], s.big)
         ckpt.write(os.path.join(run, "p"))
         return
@@ -925,6 +933,8 @@ def check_write_state(s: Scenario, world: str, after: bool) -> tuple:
             return "bad", f"{prefix} reads, but holds neither save's values"
     elif after:
         return "bad", f"no {prefix}.index after write() returned"
+    elif s.old is None:
+        outcome = "old"  # nothing was there before, nothing is
     else:
         report = _verify(prefix)
         if "interrupted overwrite" not in report:

@@ -30,6 +30,18 @@ SCENARIOS = [
         ),
     ),
     "write_over_prefix",
+    pytest.param(
+        "write_new_dir",
+        marks=pytest.mark.xfail(
+            strict=False,
+            reason=(
+                "problem 6, in C++: BundleWriter::Open creates missing directories with "
+                "CreateDirs (cpp/src/util/file.cc), which fsyncs no parent, so after "
+                "Checkpoint.write() returned a crash can lose the new directory and the "
+                "checkpoint in it"
+            ),
+        ),
+    ),
     "multi_process_merge",
     "merge_over_prefix",
 ]
@@ -50,8 +62,7 @@ def test_every_crash_state_holds_the_old_or_the_new_checkpoint(tmp_path, scenari
         )
     # The exploration reached both sides of the commit.
     assert result["outcomes"].get("new", 0) >= 1
-    if scenario != "first_save_new_dir":
-        assert result["outcomes"].get("old", 0) >= 1
+    assert result["outcomes"].get("old", 0) >= 1
     if scenario == "write_over_prefix":
         # The window the format leaves (no index; the new one complete under a
         # temporary name, which `trackpoint verify` reports) is reached; the old
