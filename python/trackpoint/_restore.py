@@ -12,6 +12,8 @@ bound.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import logging
 from collections import deque
@@ -29,6 +31,7 @@ _log = logging.getLogger("trackpoint")
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 STRING_ENUM = 7
+VARIANT_ENUM = 21
 
 _restore_uids = itertools.count(1)
 
@@ -48,8 +51,40 @@ def _unescape(name: str) -> str:
     return "".join(out)
 
 
+def _attribute_key(name: str, keys: dict):
+    """(attribute, checkpoint key) for the tensor an object calls ``name``.
+
+    The attribute of that name; else, as TensorFlow restores objects with a
+    legacy saveable name, the attribute whose name ``name`` extends (``table``
+    for ``table-keys``), its key extended by the same suffix. None if neither.
+    """
+    if name in keys:
+        return name, keys[name]
+    bases = [a for a in keys if name.startswith(a)]
+    if not bases:
+        return None
+    base = max(bases, key=len)
+    return base, keys[base] + name[len(base):]
+
+
 def _spec_string(dtype: DType, shape) -> str:
     return f"{dtype.name}{list(shape)}"
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pauses the cyclic garbage collector while a restore makes its many small
+    containers (node dicts, queues, child maps): each full collection scans
+    every live object, so with it running a restore of 10^5-10^6 nodes spends
+    most of its time there and grows faster than linearly. Leaves the
+    collector as it found it."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _update_uid(obj) -> int:
@@ -88,12 +123,16 @@ def restore_values(reader: BundleReader, pending: list) -> None:
             if name in specs:
                 dtype, shape = specs[name]
                 if entry_dtype != dtype or dims != tuple(shape):
+                    # TensorFlow's words for a shape mismatch, which its tests match.
+                    tf_words = (f" (Received incompatible tensor with shape {list(dims)} when "
+                                f"attempting to restore variable with shape {list(shape)})"
+                                if dims != tuple(shape) else "")
                     raise InvalidArgumentError(
                         f"cannot restore {key!r} from {reader.prefix}: checkpoint has "
                         f"{_spec_string(entry_dtype, dims)}, object has "
-                        f"{_spec_string(dtype, shape)}"
+                        f"{_spec_string(dtype, shape)}{tf_words}"
                     )
-            if enum == STRING_ENUM:
+            if enum in (STRING_ENUM, VARIANT_ENUM):
                 tensors[name] = reader.read(key)
                 continue
             dst = buffers.get(name)
@@ -133,7 +172,7 @@ def reachable_objects(root: Trackable, include_slots: bool = True) -> list:
 
 
 class _NodePaths:
-    """node id -> a readable path such as "(root).model.layers.0.kernel", for
+    """node id -> a readable path such as "model/layers/0/kernel", for
     messages. Built on demand from breadth-first parent links, so a hostile
     graph (a chain of 10^5 nodes) costs linear memory rather than the sum of
     all its path lengths; paths deeper than _MAX_PARTS keep their last parts."""
@@ -163,8 +202,10 @@ class _NodePaths:
             n, name = self._parent[n]
             parts.append(name)
         if n is not None:
-            parts.append("(root)...")
-        return ".".join(reversed(parts))
+            parts.append("...")
+        if len(parts) > 1 and parts[-1] == "(root)":
+            parts.pop()  # "model/layers/0", the root alone "(root)"
+        return "/".join(reversed(parts))
 
     def get(self, n, default=None):
         path = self._tree_path(n)
@@ -185,10 +226,15 @@ class ObjectGraphRestore:
         self.uid = next(_restore_uids)
         self.root = root
         self.reader = reader
+        self.skip_slot_variables = skip_slot_variables
+        with _gc_paused():
+            self._parse(graph_bytes)
+
+    def _parse(self, graph_bytes: bytes) -> None:
+        reader = self.reader
         self.nodes = _core.parse_object_graph(graph_bytes)
         if not self.nodes:
             raise DataLossError(f"the object graph of {reader.prefix} has no nodes (no root)")
-        self.skip_slot_variables = skip_slot_variables
         self.object_by_node: dict = {}
         self.unused_attributes: dict = {}  # node id -> [attribute names]
         self.expect_partial = False
@@ -213,6 +259,10 @@ class ObjectGraphRestore:
     # ---- matching ------------------------------------------------------------------------
     def bind_and_restore(self, node_id: int, obj: Trackable) -> None:
         """Binds node_id to obj, restores it, and continues breadth-first below it."""
+        with _gc_paused():
+            self._bind_and_restore(node_id, obj)
+
+    def _bind_and_restore(self, node_id: int, obj: Trackable) -> None:
         queue = deque([(node_id, obj)])
         pending = []  # (object, {tensor name: checkpoint key})
         while queue:
@@ -241,14 +291,18 @@ class ObjectGraphRestore:
         if not attributes:
             return None
         keys = {_unescape(name): key for name, _, key in attributes}
-        wanted = obj._tensor_names()
-        unused = [name for name in keys if name not in wanted]
+        wanted = obj._restore_tensor_names(list(keys))
+        matched = {name: _attribute_key(name, keys) for name in wanted}
+        used = {source for source, _ in filter(None, matched.values())}
+        unused = [name for name in keys if name not in used]
         if unused:
             self.unused_attributes[n] = unused
-        if not wanted or any(name not in keys for name in wanted):
+        if not wanted or None in matched.values():
             self.unused_attributes[n] = list(keys)
             return None
-        return {name: keys[name] for name in wanted}
+        # A key the graph names but the bundle lacks raises NotFoundError
+        # ("Key ... not found in checkpoint ...") when it is read, as in TF.
+        return {name: key for name, (_, key) in matched.items()}
 
     def _queue_children(self, n: int, obj: Trackable, queue: deque) -> None:
         edges = self.nodes[n]["children"]
@@ -293,7 +347,7 @@ class ObjectGraphRestore:
     def leftovers(self) -> list:
         """Readable descriptions of every checkpoint value not restored."""
         out = [f"{self.paths.get(n, f'node {n}')}" for n in self.unresolved_nodes()]
-        out += [f"{self.paths.get(n, f'node {n}')}.{name}"
+        out += [f"{self.paths.get(n, f'node {n}')}/.ATTRIBUTES/{name}"
                 for n, names in self.unused_attributes.items() for name in names]
         return out
 

@@ -21,7 +21,7 @@ from ._restore import OBJECT_GRAPH_KEY, NameBasedRestore, ObjectGraphRestore
 from ._saver import snapshot, write_items
 from .bundle import BundleReader
 from .errors import NotFoundError
-from .management import update_checkpoint_state
+from .management import make_directories, update_checkpoint_state
 from .status import CheckpointLoadStatus, InitializationOnlyStatus, NameBasedSaverStatus
 from .trackable.autotrackable import AutoTrackable, as_trackable, wrap_value
 from .trackable.base import Trackable
@@ -145,7 +145,11 @@ class Checkpoint(AutoTrackable):
             if as_trackable(value) is None:
                 raise ValueError(
                     f"Checkpoint was expecting a trackable object (an object derived from "
-                    f"Trackable, or a list/dict of them), got {kwargs[name]!r} for {name!r}"
+                    f"Trackable, or a list/dict of them), got {kwargs[name]!r} for {name!r}. "
+                    "Also accepted: numpy arrays, torch modules, optimizers, tensors and "
+                    "generators, and any object with state_dict() and load_state_dict() "
+                    "(LR schedulers, GradScaler, torchdata's StatefulDataLoader); wrap plain "
+                    "values in trackpoint.JsonState(...)"
                 )
             setattr(self, name, value)
 
@@ -177,6 +181,7 @@ class Checkpoint(AutoTrackable):
             from .distributed.saving import checkpoint_write_hook
             return checkpoint_write_hook(self, path, options, on_done)
         root = self._graph_root()
+        make_directories(os.path.dirname(path) or ".")  # durable before the files in it
         if _is_async(options):
             writer = self._async_writer()
             writer.wait()
@@ -228,7 +233,8 @@ class Checkpoint(AutoTrackable):
             self._write(
                 path,
                 options,
-                on_done=lambda: update_checkpoint_state(os.path.dirname(path), path, [path]),
+                on_done=lambda: update_checkpoint_state(os.path.dirname(path), path, [path],
+                                                        save_relative_paths=True),
                 on_failed=lambda: _give_back(counter, number),
             )
         except BaseException:
