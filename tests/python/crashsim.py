@@ -46,6 +46,11 @@ TRACED = (
 
 # ---- recording --------------------------------------------------------------------------
 
+# Writes up to this many bytes are captured from the trace (the state, metrics
+# and index files, which a later save may replace before the end); the bytes of
+# longer ones are read back from the file they end in.
+CAPTURE = 4096
+
 
 @dataclasses.dataclass
 class Op:
@@ -55,6 +60,7 @@ class Op:
     offset: int = 0
     length: int = 0
     flags: str = ""
+    data: bytes | None = None  # a write's bytes, when the trace shows them whole
 
     def describe(self) -> str:
         if self.kind == "rename":
@@ -155,6 +161,15 @@ def _path_arg(arg: str, cwd: str) -> str | None:
     return os.path.normpath(os.path.join(cwd, _unescape(m.group(1))))
 
 
+def _string_bytes(arg: str) -> bytes | None:
+    """The bytes of a string argument strace printed whole (None when cut short)."""
+    if len(arg) < 2 or arg[0] != '"' or arg[-1] != '"':
+        return None
+    return (
+        arg[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
+    )
+
+
 def _fd_path(arg: str) -> str | None:
     m = _FD.match(arg)
     return m.group(1) if m else None
@@ -193,7 +208,18 @@ def ops_from_trace(trace_text: str, root: str, cwd: str) -> list:
             path = _fd_path(args[0])
             if mine(path) and n > 0:
                 at = int(args[3]) if name == "pwrite64" else offsets.get(path, 0)
-                ops.append(Op("write", path=path, offset=at, length=n))
+                data = _string_bytes(args[1])
+                if data is not None and len(data) < n:
+                    data = None
+                ops.append(
+                    Op(
+                        "write",
+                        path=path,
+                        offset=at,
+                        length=n,
+                        data=None if data is None else data[:n],
+                    )
+                )
                 if name == "write":
                     offsets[path] = at + n
         elif name == "lseek":
@@ -254,7 +280,7 @@ def record(scenario: str, base: str) -> dict:
             "-qq",
             "-y",
             "-s",
-            "0",
+            str(CAPTURE),
             "--seccomp-bpf",
             "-e",
             "trace=" + TRACED,
@@ -379,8 +405,13 @@ def replay(ops: list, inodes: list, creates: list, base: Fs, k: int, variant: di
             if inode not in size:
                 continue
             length = op.length // 2 if how == "half" else op.length
-            source = "Z" if how == "zero" else f"A:{inode}"
-            runs[inode].append((op.offset, length, source, op.offset))
+            if how == "zero":
+                source, src_off = "Z", 0
+            elif op.data is not None:
+                source, src_off = f"D:{i}", 0
+            else:
+                source, src_off = f"A:{inode}", op.offset
+            runs[inode].append((op.offset, length, source, src_off))
             size[inode] = max(size[inode], op.offset + length)
         elif op.kind == "trunc":
             if inode in size:
@@ -435,12 +466,15 @@ def _blob_path(source: str, final_names: dict) -> str | None:
 class Contents:
     """Materializes and hashes file contents (cached per run list)."""
 
-    def __init__(self, final_names: dict):
+    def __init__(self, final_names: dict, ops: list):
         self.final_names = final_names  # inode -> path after the save
+        self.ops = ops  # "D:<i>": the captured bytes of ops[i]
         self._blobs: dict = {}
         self._digests: dict = {}
 
     def blob(self, source: str) -> bytes | None:
+        if source.startswith("D:"):
+            return self.ops[int(source[2:])].data
         if source not in self._blobs:
             path = _blob_path(source, self.final_names)
             data = None
@@ -519,7 +553,7 @@ def explore(scenario: str, base: str, batch: int = 40) -> dict:
             names.pop(op.path, None)
     _, end_names = assign_inodes(ops, fs0)
     final_names = {ino: p for p, ino in end_names.items() if ino.startswith("new:")}
-    contents = Contents(final_names)
+    contents = Contents(final_names, ops)
     seen, generated = {}, 0
     for k, variant, desc, after in crash_states(ops, inodes, creates, fs0):
         generated += 1

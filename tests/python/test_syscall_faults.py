@@ -208,19 +208,12 @@ def _problems(run, checked) -> list:
     return out
 
 
-# Failures that come from manager.py / management.py (problems 1-3 of the
+# Failures that come from manager.py / management.py (problem 3 of the
 # durability issue), by phase of the save: the test fails on any other.
 KNOWN = {
-    "state": "problem 3 (management.py update_checkpoint_state's os.makedirs and "
-    "write_atomically): a failure while writing the `checkpoint` state file raises a "
-    "builtin OSError, not a trackpoint error; problem 1: a failed directory fsync after the state file's "
-    "rename deletes the new checkpoint that `checkpoint` already names",
-    "delete": "problem 2 (manager.py _record/_delete_files): a failure while deleting old "
-    "checkpoints after the commit is raised from save() as a builtin error",
-    "metrics": "problem 3 (manager.py on_durable, management.py write_atomically): a "
-    "failure while writing the metrics file raises a builtin OSError",
-    "lock": "problem 3 (manager.py _lock_directory): an OS error while creating or locking "
-    "the directory (os.makedirs) is raised as a builtin error",
+    "metrics": "problem 3 (management.py sync_directory, used by write_atomically for the "
+    "metrics file): the os.close of the directory in its `finally` raises a builtin OSError "
+    "when closing the directory after its fsync fails",
 }
 
 
