@@ -57,7 +57,7 @@ def test_every_crash_state_holds_the_old_or_the_new_checkpoint(tmp_path, scenari
     )
     # Every state is sound; files a crash leaves behind that nothing deletes are
     # the next thing checked.
-    _xfail_if_leaked(result)
+    _assert_nothing_leaked(result)
 
 
 # ---- the parts of the explorer, without a disk or strace ------------------------------------
@@ -144,17 +144,14 @@ def test_the_model_keeps_what_a_barrier_forced():
     assert after and all(set(files) == {"a"} for files in after)
 
 
-def _xfail_if_leaked(result):
+def _assert_nothing_leaked(result):
+    """Every file of a checkpoint the state file no longer lists is gone
+    once a new manager has started (a crash mid-deletion included)."""
     leaked = "\n".join(f"  {desc}: {names}" for desc, names in result["leaked"])
-    if result["leaked"]:
-        pytest.xfail(
-            f"problem 7 (manager.py _remove_interrupted_saves): in "
-            f"{len(result['leaked'])} crash states files of a checkpoint the state file no "
-            "longer lists remain, and no new manager deletes them: a crash after the state "
-            "file stopped naming it, where its data file's unlink became durable but not "
-            "its index's (orphan data files are removed, an orphan index is not):\n"
-            f"{leaked}"
-        )
+    assert not result["leaked"], (
+        f"in {len(result['leaked'])} crash states files of a checkpoint the state file "
+        f"no longer lists remain, and no new manager deletes them:\n{leaked}"
+    )
 
 
 def test_the_parser_keeps_the_bytes_of_writes_shown_whole():

@@ -208,13 +208,9 @@ def _problems(run, checked) -> list:
     return out
 
 
-# Failures that come from manager.py / management.py (problem 3 of the
-# durability issue), by phase of the save: the test fails on any other.
-KNOWN = {
-    "metrics": "problem 3 (management.py sync_directory, used by write_atomically for the "
-    "metrics file): the os.close of the directory in its `finally` raises a builtin OSError "
-    "when closing the directory after its fsync fails",
-}
+# Known bugs by phase of the save (phase -> reason): a fault in such a phase
+# makes the test xfail instead of failing. None are known.
+KNOWN: dict = {}
 
 
 def _run_cases(recorded, cases, capsys):
