@@ -498,3 +498,18 @@ def test_verify_names_the_parts_of_an_interrupted_merge(tmp_path):
     assert f"still in {tmp_path / 'p_temp'} (part-00000-of-00001.data-00000-of-00001)" in (
         proc.stdout
     )
+
+
+def test_inspect_and_convert_recognise_a_v1_checkpoint_without_from(tmp_path):
+    """A TF1 V1-format checkpoint is one file with no extension: its table
+    footer names it a TF checkpoint, as --from tf would."""
+    v1 = FIXTURES / "tf1_v1format" / "ckpt_for_debug_string"
+    proc = run("inspect", v1, "--json")
+    assert proc.returncode == 0, proc.stderr
+    listed = {t["key"]: t["shape"] for t in json.loads(proc.stdout)["tensors"]}
+    assert listed == {"v0": [2, 3], "v1": [3, 2, 1]}
+    out = tmp_path / "v1.npz"
+    proc = run("convert", v1, out)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(out) as npz:
+        np.testing.assert_array_equal(npz["v1"], np.arange(1, 7, dtype=np.float32).reshape(3, 2, 1))
