@@ -62,9 +62,6 @@ def unsaved_values(obj: Trackable, path: str) -> list:
     """Paths of plain Python values obj holds that a checkpoint would not
     save: public attributes of an AutoTrackable, items of a tracked list,
     tuple or dict."""
-    container = container_of(obj)
-    if container is not None:
-        return _plain_items(container, path)[0]
     if isinstance(obj, AutoTrackable):
         found = []
         untracked = obj._untracked()  # assigned as NoDependency(value): not state
@@ -72,7 +69,8 @@ def unsaved_values(obj: Trackable, path: str) -> list:
             if not name.startswith("_") and name not in untracked:
                 found += _plain_leaves(v, join(path, name))[0]
         return found
-    return []
+    container = container_of(obj)
+    return [] if container is None else _plain_items(container, path)[0]
 
 
 def container_of(obj):

@@ -21,16 +21,19 @@ def _describe_graph(root: Trackable):
     configuration = [False]  # see is_configuration
     index = {id(root): 0}
 
-    def index_of(obj, path: str, is_configuration: bool = False) -> int:
-        if not isinstance(obj, Trackable):
-            raise ValueError(f"{path or '(root)'}: {obj!r} is not trackable and cannot be "
-                             "checkpointed")
+    def index_of(obj, parent: int, name: str) -> int:
+        """obj's number; a new object's path and configuration flag are
+        derived from the edge (parent, name) it was first reached by."""
         i = index.get(id(obj))
-        if i is None:
-            i = index[id(obj)] = len(objects)
-            objects.append(obj)
-            paths.append(path)
-            configuration.append(is_configuration)
+        if i is not None:
+            return i
+        path = join(paths[parent], name)
+        if not isinstance(obj, Trackable):
+            raise ValueError(f"{path}: {obj!r} is not trackable and cannot be checkpointed")
+        i = index[id(obj)] = len(objects)
+        objects.append(obj)
+        paths.append(path)
+        configuration.append(is_configuration(obj, name, configuration[parent]))
         return i
 
     specs, values = [], []
@@ -40,15 +43,14 @@ def _describe_graph(root: Trackable):
         obj, path = objects[i], paths[i]
         if not configuration[i]:
             unsaved += unsaved_values(obj, path)
-        children = [(name, index_of(child, join(path, name),
-                                    is_configuration(child, name, configuration[i])))
+        children = [(name, index_of(child, i, name))
                     for name, child in obj._trackable_children().items()]
         try:
             tensors = obj._serialize_to_tensors()
         except UnsavableStateError as e:
             raise UnsavableStateError(f"cannot save {path or '(root)'}: {e}") from None
-        slots = [(name, index_of(original, f"{path}/<original of slot {name}>"),
-                  index_of(slot, f"{path}/<slot {name}>"))
+        slots = [(name, index_of(original, i, f"<original of slot {name}>"),
+                  index_of(slot, i, f"<slot {name}>"))
                  for name, original, slot in obj._slot_variables()]
         full_name = obj._checkpoint_full_name()
         specs.append({
