@@ -10,7 +10,8 @@ answers how complete the match was:
   holds values got one (checkpoint values without objects are fine);
 - ``assert_nontrivial_match()``: something besides the root matched;
 - ``expect_partial()``: silences the warning listing checkpoint values that
-  were never restored, logged when the status is garbage collected.
+  were never restored, logged when the restore is over: once the status and
+  every restoration still pending in objects are gone, as TensorFlow does.
 
 Example::
 
@@ -19,8 +20,6 @@ Example::
 """
 
 from __future__ import annotations
-
-import weakref
 
 from ._restore import NameBasedRestore, ObjectGraphRestore, reachable_objects
 
@@ -51,7 +50,9 @@ class CheckpointLoadStatus(_Status):
     def __init__(self, restore: ObjectGraphRestore, root):
         self._restore = restore
         self._root = root
-        weakref.finalize(self, restore.warn_leftovers)
+        # The restore holds matched objects weakly; the status keeps them
+        # (those bound later too) for its assertions while it lives.
+        self._matched = restore.take_matched_objects()
 
     def assert_consumed(self) -> "CheckpointLoadStatus":
         """Fails unless the checkpoint and the objects matched completely."""
@@ -60,18 +61,18 @@ class CheckpointLoadStatus(_Status):
         unresolved = r.unresolved_nodes()
         if unresolved:
             raise AssertionError(
-                "Unresolved object in checkpoint " + r.reader.prefix + ": "
+                "Unresolved object in checkpoint " + r.prefix + ": "
                 + ", ".join(r.paths.get(n, f"node {n}") for n in unresolved[:10])
             )
         if r.deferred_slot_restorations:
             raise AssertionError(
-                f"Unresolved slot restorations in {r.reader.prefix}: optimizers "
+                f"Unresolved slot restorations in {r.prefix}: optimizers "
                 + ", ".join(r.paths.get(n, f"node {n}") for n in r.deferred_slot_restorations)
                 + " were never restored"
             )
         if r.unused_attributes:
             raise AssertionError(
-                f"Unused attributes in {r.reader.prefix}: "
+                f"Unused attributes in {r.prefix}: "
                 + ", ".join(f"{r.paths.get(n)}.{a}" for n, names in r.unused_attributes.items()
                             for a in names)
             )
@@ -90,7 +91,7 @@ class CheckpointLoadStatus(_Status):
         ]
         if unmatched:
             raise AssertionError(
-                f"Some objects had values but were not restored from {r.reader.prefix}: "
+                f"Some objects had values but were not restored from {r.prefix}: "
                 + _describe(unmatched)
             )
         return self
@@ -100,7 +101,7 @@ class CheckpointLoadStatus(_Status):
         if len(self._restore.object_by_node) <= 1:
             raise AssertionError(
                 f"Nothing except the root object matched a checkpointed value in "
-                f"{self._restore.reader.prefix}. Typically this means that the checkpoint "
+                f"{self._restore.prefix}. Typically this means that the checkpoint "
                 "does not match the Python program."
             )
         return self
@@ -128,6 +129,7 @@ class NameBasedSaverStatus(_Status):
     def __init__(self, restore: NameBasedRestore, root):
         self._restore = restore
         self._root = root
+        self._matched = restore.take_matched_objects()
 
     def assert_consumed(self) -> "NameBasedSaverStatus":
         """Fails if any object holding values was not restored by name."""
@@ -137,7 +139,7 @@ class NameBasedSaverStatus(_Status):
             if names and id(obj) not in r.restored and obj._checkpoint_full_name() != "save_counter":
                 raise AssertionError(
                     f"Object {obj!r} ({obj._checkpoint_full_name() or 'unnamed'}) was not "
-                    f"restored: no key {obj._checkpoint_full_name()!r} in {r.reader.prefix}"
+                    f"restored: no key {obj._checkpoint_full_name()!r} in {r.prefix}"
                 )
         return self
 

@@ -90,6 +90,8 @@ class Trackable:
         return None
 
     # ---- deferred restoration ---------------------------------------------------------
+    # A pending restoration is held by the object waiting for it; the
+    # restoration holds objects only weakly, so this makes no reference cycle.
     def _deferred(self) -> dict:
         """local name -> [(restore, checkpoint node id)] waiting for a child of that name."""
         try:
@@ -99,12 +101,22 @@ class Trackable:
             object.__setattr__(self, "_self_deferred_restorations", d)
             return d
 
+    def _name_based_restores(self) -> list:
+        """Name-based (TF1) restores that also restore children added later."""
+        try:
+            return self._self_name_based_restores
+        except AttributeError:
+            restores = []
+            object.__setattr__(self, "_self_name_based_restores", restores)
+            return restores
+
     def _handle_new_child(self, name: str, child: Any) -> None:
         """Call when a child ``name`` is added after a restore: it receives
         the values waiting for it (newest restore first)."""
-        pending = self._deferred().pop(name, None) if "_self_deferred_restorations" in vars(self) else None
+        deferred = self.__dict__.get("_self_deferred_restorations")
+        pending = deferred.pop(name, None) if deferred else None
         if pending:
             for restore, node_id in sorted(pending, key=lambda p: -p[0].uid):
                 restore.bind_and_restore(node_id, child)
-        for restore in getattr(self, "_self_name_based_restores", ()):
+        for restore in self.__dict__.get("_self_name_based_restores", ()):
             restore.restore_subtree(child)
