@@ -42,8 +42,44 @@ class Trackable:
     # never tracks.
 
     def _trackable_children(self) -> dict:
-        """Children by local name, in dependency order. Override in subclasses."""
-        return {}
+        """Children by local name, in dependency order: those declared with
+        ``_track_trackable``. Override in subclasses."""
+        return dict(self.__dict__.get("_self_children", {}))
+
+    def _track_trackable(self, trackable: "Trackable", name: str, overwrite: bool = False):
+        """Declares ``trackable`` this object's child ``name`` (saved under
+        that name) and returns it, as TensorFlow's method of that name.
+        Another object already declared under ``name`` raises ValueError
+        unless ``overwrite``; the child keeps its first position.
+
+        Example::
+
+            class Pair(trackpoint.Trackable):
+                def __init__(self):
+                    self.left = self._track_trackable(trackpoint.Variable(1.0), "left")
+        """
+        if not isinstance(trackable, Trackable):
+            raise TypeError(
+                f"_track_trackable() tracks Trackable objects only, got {type(trackable)}"
+            )
+        children = self.__dict__.get("_self_children")
+        if children is None:
+            children = {}
+            object.__setattr__(self, "_self_children", children)
+        current = children.get(name)
+        if current is not None and current is not trackable and not overwrite:
+            raise ValueError(
+                f"cannot track {trackable!r} as {name!r}: {current!r} is already declared "
+                "as a dependency under that name (pass overwrite=True to replace it)"
+            )
+        children[name] = trackable
+        if current is not trackable:
+            self._handle_new_child(name, trackable)
+        return trackable
+
+    def _lookup_dependency(self, name: str):
+        """The child ``name``, or None."""
+        return self._trackable_children().get(name)
 
     def _serialize_to_tensors(self) -> dict:
         """The tensors this object saves itself: name -> array-like, or a
