@@ -13,9 +13,10 @@ Lifetime of a pending (deferred) restoration, as in TensorFlow:
 
 - it keeps the checkpoint's parsed object graph in memory (its size is that
   of the graph, a few hundred bytes a node), never tensor values;
-- no file stays open once ``restore()`` returns: a deferred value is read
-  when its object appears, from a bundle opened for that step and closed at
-  its end (TensorFlow's restore ops read the files the same way, by path).
+- no file stays open once ``restore()`` returns: the bundle's index stays
+  in memory (an entry a key, about a hundred bytes), its data files are
+  opened to read a deferred value when its object appears and closed at the
+  end of that step, as TensorFlow's restore ops read the files by path then.
   A checkpoint removed meanwhile raises NotFoundError; one replaced by other
   files at the same prefix raises DataLossError rather than restoring
   another checkpoint's values;
@@ -80,56 +81,60 @@ def _set_update_uid(obj, uid: int) -> None:
 
 def _file_identity(prefix: str):
     """What tells the index file at prefix from one written there later."""
-    try:
-        st = os.stat(f"{prefix}.index")
-    except OSError:
-        return None
+    st = os.stat(f"{prefix}.index")
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class _BundleLease:
-    """The bundle of a restore, open only while a restore step runs.
+    """The bundle of a restore: its index stays in memory (one entry a key),
+    its data files are open only while a restore step runs.
 
-    ``reader`` is the open BundleReader during a step and None between
-    steps. A step opens the bundle again by its prefix (unless a reader is
-    still held from the step that parsed it) and closes it when the
-    outermost step ends, so pending restorations keep no file open."""
+    ``reader`` is the BundleReader during a step and None between steps.
+    When the outermost step ends, the data files are closed; a later step
+    (a value deferred until its object appears) first checks that the
+    checkpoint is still the one restored."""
 
     def __init__(self, reader: BundleReader):
         self.prefix = reader.prefix
-        self.reader = reader
+        self._reader = reader
         self._identity = _file_identity(self.prefix)
         self._depth = 0
+        self._released = False
+        self.reader = reader  # the step that parses the graph holds it
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._reader
 
     def __enter__(self) -> BundleReader:
-        if self._depth == 0 and self.reader is None:
-            self.reader = self._reopen()
+        if self._depth == 0 and self._released:
+            self._check_unchanged()
         self._depth += 1
-        return self.reader
+        self.reader = self._reader
+        return self._reader
 
     def __exit__(self, *exc) -> None:
         self._depth -= 1
         self.release()
 
     def release(self) -> None:
-        """Closes the bundle unless a step is running."""
+        """Closes the data files unless a step is running."""
         if self._depth == 0:
             self.reader = None
+            self._released = True
+            self._reader.close_data_files()
 
-    def _reopen(self) -> BundleReader:
+    def _check_unchanged(self) -> None:
+        what = "cannot restore values deferred until their objects were created"
         try:
-            reader = BundleReader(self.prefix)
-        except NotFoundError as e:
+            identity = _file_identity(self.prefix)
+        except FileNotFoundError:
             raise NotFoundError(
-                f"cannot restore values deferred until their objects were created: {e} "
-                "(the checkpoint was removed after restore())"
+                f"{what}: {self.prefix}.index was removed after restore()"
             ) from None
-        if self._identity is not None and _file_identity(self.prefix) != self._identity:
+        if identity != self._identity:
             raise DataLossError(
-                f"cannot restore values deferred until their objects were created: "
-                f"{self.prefix}.index was replaced after restore() by another checkpoint"
+                f"{what}: {self.prefix}.index was replaced after restore() by another checkpoint"
             )
-        return reader
 
 
 class KeptObjects(list):
@@ -463,13 +468,12 @@ class NameBasedRestore(_KeepsMatches):
     """Restore of a checkpoint without an object graph (TF1 Saver): every
     variable is looked up by its full name.
 
-    Keeps the checkpoint's key names in memory, not its file open (see
+    Keeps the checkpoint's index in memory, not its files open (see
     _BundleLease), and the restored objects weakly."""
 
     def __init__(self, reader: BundleReader):
         self.uid = next(_restore_uids)
         self.prefix = reader.prefix
-        self._keys = frozenset(reader.keys())
         self._bundle = _BundleLease(reader)
         self.restored = weakref.WeakValueDictionary()  # id -> object
         self.unrestored: dict = {}  # id -> the keys it lacks
@@ -513,7 +517,7 @@ class NameBasedRestore(_KeepsMatches):
             return None
         full_name = obj._checkpoint_full_name()
         keys = {name: full_name if len(names) == 1 else f"{full_name}/{name}" for name in names}
-        missing = [k for k in keys.values() if k not in self._keys]
+        missing = [k for k in keys.values() if k not in self._bundle]
         if not full_name or missing:
             self.unrestored[id(obj)] = missing
             return None

@@ -94,7 +94,10 @@ class _RootWithAttachments(Trackable):
     receives its value.
 
     Holds obj (or the weak reference to it) and the Checkpoint's children
-    dict, never the Checkpoint itself: no reference cycle.
+    dict, never the Checkpoint itself: no reference cycle. Unlike
+    TensorFlow, which fixes the attachments when the Checkpoint is made, an
+    attribute set on the Checkpoint later is saved too (TensorFlow silently
+    leaves it out).
     """
 
     def __init__(self, root, attached: dict):

@@ -550,3 +550,14 @@ def test_a_checkpoint_replaced_before_a_deferred_restore_is_refused(tmp_path):
     os.remove(other + ".index")
     with pytest.raises(errors.NotFoundError, match="removed after restore"):
         removed.v = trackpoint.Variable(np.float32(0))
+
+
+def test_attribute_set_on_a_root_checkpoint_later_is_saved(tmp_path):
+    # TensorFlow leaves such an attribute out; trackpoint saves it (README).
+    model = trackpoint.AutoTrackable()
+    model.a = trackpoint.Variable(1.0)
+    ckpt = trackpoint.Checkpoint(root=model, extra=trackpoint.Variable(2.0))
+    ckpt.late = trackpoint.Variable(3.0)
+    keys = dict(trackpoint.list_variables(ckpt.write(tmp_path / "c")))
+    assert sorted(keys) == ["_CHECKPOINTABLE_OBJECT_GRAPH", "a/.ATTRIBUTES/VARIABLE_VALUE",
+                            "extra/.ATTRIBUTES/VARIABLE_VALUE", "late/.ATTRIBUTES/VARIABLE_VALUE"]

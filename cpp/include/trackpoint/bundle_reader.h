@@ -89,6 +89,12 @@ class BundleReader {
   // Reads a string tensor: its elements in row-major order.
   Result<std::vector<std::string>> ReadStringTensor(std::string_view key) const;
 
+  // Closes the data files opened by reads so far (the index stays in
+  // memory); a later read opens them again. Lets a reader kept for later
+  // reads hold no file open in between.
+  // REQUIRES: no read on this reader is in progress.
+  void CloseDataFiles();
+
  private:
   using Entry = std::pair<std::string, BundleEntry>;
 
