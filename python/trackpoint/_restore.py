@@ -282,8 +282,8 @@ class _NodePaths:
 class ObjectGraphRestore(_KeepsMatches):
     """One object-based restore of one checkpoint into one root.
 
-    ``reader`` is open only during a restore step (see _BundleLease); root
-    is not kept: matched objects are held weakly (``object_by_node``)."""
+    ``reader`` is set only during a restore step (see _BundleLease); root
+    is not kept, and matched objects are held weakly (``object_by_node``)."""
 
     def __init__(self, root: Trackable, reader: BundleReader, graph_bytes: bytes,
                  skip_slot_variables: bool = False):

@@ -241,6 +241,15 @@ class Checkpoint(AutoTrackable):
         graph_root = self._self_graph_root
         return self if graph_root is None else graph_root
 
+    def _handle_new_child(self, name: str, child) -> None:
+        # A restore leaves the values of node 0's missing children with node 0:
+        # the root, when there is one (its attachments are this object's).
+        graph_root = self.__dict__.get("_self_graph_root")
+        if graph_root is None:
+            super()._handle_new_child(name, child)
+        else:
+            graph_root._handle_new_child(name, child)
+
     @property
     def save_counter(self) -> Variable:
         """An int64 variable counting ``save()`` calls; created on first use."""
@@ -248,8 +257,7 @@ class Checkpoint(AutoTrackable):
         if counter is None:
             counter = Variable(0, dtype="int64", name="save_counter", trainable=False)
             self._children()["save_counter"] = counter
-            # A restore left its value with node 0: the root when there is one.
-            self._graph_root()._handle_new_child("save_counter", counter)
+            self._handle_new_child("save_counter", counter)
         return counter
 
     # ---- saving --------------------------------------------------------------------------

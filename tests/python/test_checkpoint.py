@@ -561,3 +561,12 @@ def test_attribute_set_on_a_root_checkpoint_later_is_saved(tmp_path):
     keys = dict(trackpoint.list_variables(ckpt.write(tmp_path / "c")))
     assert sorted(keys) == ["_CHECKPOINTABLE_OBJECT_GRAPH", "a/.ATTRIBUTES/VARIABLE_VALUE",
                             "extra/.ATTRIBUTES/VARIABLE_VALUE", "late/.ATTRIBUTES/VARIABLE_VALUE"]
+
+
+def test_attachments_added_to_a_root_checkpoint_after_restore_receive_their_values():
+    ckpt = trackpoint.Checkpoint(root=_root_model())
+    ckpt.read(ROOT_GRAPH / "root_extra/ckpt").expect_partial()
+    ckpt.extra = trackpoint.Variable(np.int32(0))
+    ckpt.zeta = trackpoint.Variable(np.zeros(3, np.int32))
+    assert int(ckpt.extra) == 5
+    assert ckpt.zeta.numpy().tolist() == [1, 2, 3]
