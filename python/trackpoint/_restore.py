@@ -89,28 +89,26 @@ class _BundleLease:
     """The bundle of a restore: its index stays in memory (one entry a key),
     its data files are open only while a restore step runs.
 
-    ``reader`` is the BundleReader during a step and None between steps.
-    When the outermost step ends, the data files are closed; a later step
-    (a value deferred until its object appears) first checks that the
-    checkpoint is still the one restored."""
+    A step is ``with lease as reader:``. When the outermost step ends, the
+    data files are closed; a later step (a value deferred until its object
+    appears) first checks that the checkpoint is still the one restored.
+    ``bundle`` is the BundleReader, for its prefix and index between steps."""
 
     def __init__(self, reader: BundleReader):
         self.prefix = reader.prefix
-        self._reader = reader
+        self.bundle = reader
         self._identity = _file_identity(self.prefix)
         self._depth = 0
         self._released = False
-        self.reader = reader  # the step that parses the graph holds it
 
     def __contains__(self, key: str) -> bool:
-        return key in self._reader
+        return key in self.bundle
 
     def __enter__(self) -> BundleReader:
         if self._depth == 0 and self._released:
             self._check_unchanged()
         self._depth += 1
-        self.reader = self._reader
-        return self._reader
+        return self.bundle
 
     def __exit__(self, *exc) -> None:
         self._depth -= 1
@@ -119,9 +117,8 @@ class _BundleLease:
     def release(self) -> None:
         """Closes the data files unless a step is running."""
         if self._depth == 0:
-            self.reader = None
             self._released = True
-            self._reader.close_data_files()
+            self.bundle.close_data_files()
 
     def _check_unchanged(self) -> None:
         what = "cannot restore values deferred until their objects were created"
@@ -282,8 +279,9 @@ class _NodePaths:
 class ObjectGraphRestore(_KeepsMatches):
     """One object-based restore of one checkpoint into one root.
 
-    ``reader`` is set only during a restore step (see _BundleLease); root
-    is not kept, and matched objects are held weakly (``object_by_node``)."""
+    Its bundle's data files are open only during a restore step (see
+    _BundleLease); root is not kept, and matched objects are held weakly
+    (``object_by_node``)."""
 
     def __init__(self, root: Trackable, reader: BundleReader, graph_bytes: bytes,
                  skip_slot_variables: bool = False):
@@ -322,9 +320,9 @@ class ObjectGraphRestore(_KeepsMatches):
         self._leftovers.expect_partial = bool(value)
 
     @property
-    def reader(self) -> BundleReader | None:
-        """The open bundle during a restore step (None between steps)."""
-        return self._bundle.reader
+    def reader(self) -> BundleReader:
+        """The bundle (its index in memory; read from it only in a step)."""
+        return self._bundle.bundle
 
     def _bind(self, n: int, obj) -> None:
         self.object_by_node[n] = obj
@@ -480,9 +478,9 @@ class NameBasedRestore(_KeepsMatches):
         self._init_kept()
 
     @property
-    def reader(self) -> BundleReader | None:
-        """The open bundle during a restore step (None between steps)."""
-        return self._bundle.reader
+    def reader(self) -> BundleReader:
+        """The bundle (its index in memory; read from it only in a step)."""
+        return self._bundle.bundle
 
     def restore_subtree(self, root: Trackable) -> None:
         try:

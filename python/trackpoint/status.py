@@ -61,18 +61,18 @@ class CheckpointLoadStatus(_Status):
         unresolved = r.unresolved_nodes()
         if unresolved:
             raise AssertionError(
-                "Unresolved object in checkpoint " + r.prefix + ": "
+                "Unresolved object in checkpoint " + r.reader.prefix + ": "
                 + ", ".join(r.paths.get(n, f"node {n}") for n in unresolved[:10])
             )
         if r.deferred_slot_restorations:
             raise AssertionError(
-                f"Unresolved slot restorations in {r.prefix}: optimizers "
+                f"Unresolved slot restorations in {r.reader.prefix}: optimizers "
                 + ", ".join(r.paths.get(n, f"node {n}") for n in r.deferred_slot_restorations)
                 + " were never restored"
             )
         if r.unused_attributes:
             raise AssertionError(
-                f"Unused attributes in {r.prefix}: "
+                f"Unused attributes in {r.reader.prefix}: "
                 + ", ".join(f"{r.paths.get(n)}.{a}" for n, names in r.unused_attributes.items()
                             for a in names)
             )
@@ -91,7 +91,7 @@ class CheckpointLoadStatus(_Status):
         ]
         if unmatched:
             raise AssertionError(
-                f"Some objects had values but were not restored from {r.prefix}: "
+                f"Some objects had values but were not restored from {r.reader.prefix}: "
                 + _describe(unmatched)
             )
         return self
@@ -101,7 +101,7 @@ class CheckpointLoadStatus(_Status):
         if len(self._restore.object_by_node) <= 1:
             raise AssertionError(
                 f"Nothing except the root object matched a checkpointed value in "
-                f"{self._restore.prefix}. Typically this means that the checkpoint "
+                f"{self._restore.reader.prefix}. Typically this means that the checkpoint "
                 "does not match the Python program."
             )
         return self
@@ -139,7 +139,7 @@ class NameBasedSaverStatus(_Status):
             if names and id(obj) not in r.restored and obj._checkpoint_full_name() != "save_counter":
                 raise AssertionError(
                     f"Object {obj!r} ({obj._checkpoint_full_name() or 'unnamed'}) was not "
-                    f"restored: no key {obj._checkpoint_full_name()!r} in {r.prefix}"
+                    f"restored: no key {obj._checkpoint_full_name()!r} in {r.reader.prefix}"
                 )
         return self
 
