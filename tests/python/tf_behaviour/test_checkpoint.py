@@ -23,6 +23,9 @@ Not applicable (TF's case -> why):
   into two variables) is tested through ``_serialize_to_tensors``.
 
 The ``_async`` variants run with ``CheckpointOptions(enable_async=True)``.
+test_restore_incompatible_shape is marked xfail until TF's phrase
+"Received incompatible tensor with shape" is in trackpoint's message (issue
+12, item 9, done on another branch).
 """
 
 import copy
