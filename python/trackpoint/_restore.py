@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 import weakref
 from collections import deque
 
@@ -100,25 +101,37 @@ class _BundleLease:
         self._identity = _file_identity(self.prefix)
         self._depth = 0
         self._released = False
+        # One step at a time: closing the files under another thread's read
+        # would pull them from under it.
+        self._lock = threading.RLock()
 
     def __contains__(self, key: str) -> bool:
         return key in self.bundle
 
     def __enter__(self) -> BundleReader:
-        if self._depth == 0 and self._released:
-            self._check_unchanged()
+        self._lock.acquire()
+        try:
+            if self._depth == 0 and self._released:
+                self._check_unchanged()
+        except BaseException:
+            self._lock.release()
+            raise
         self._depth += 1
         return self.bundle
 
     def __exit__(self, *exc) -> None:
         self._depth -= 1
-        self.release()
+        try:
+            self.release()
+        finally:
+            self._lock.release()
 
     def release(self) -> None:
         """Closes the data files unless a step is running."""
-        if self._depth == 0:
-            self._released = True
-            self.bundle.close_data_files()
+        with self._lock:
+            if self._depth == 0:
+                self._released = True
+                self.bundle.close_data_files()
 
     def _check_unchanged(self) -> None:
         what = "cannot restore values deferred until their objects were created"

@@ -570,3 +570,41 @@ def test_attachments_added_to_a_root_checkpoint_after_restore_receive_their_valu
     ckpt.zeta = trackpoint.Variable(np.zeros(3, np.int32))
     assert int(ckpt.extra) == 5
     assert ckpt.zeta.numpy().tolist() == [1, 2, 3]
+
+
+def test_deferred_restorations_from_several_threads(tmp_path):
+    import threading
+
+    source = trackpoint.AutoTrackable()
+    for t in range(4):
+        part = trackpoint.AutoTrackable()
+        for i in range(50):
+            setattr(part, f"v{i}", trackpoint.Variable(np.full(1000, t * 100 + i, np.float32)))
+        setattr(source, f"part{t}", part)
+    path = trackpoint.Checkpoint(source).write(tmp_path / "c")
+    target = trackpoint.AutoTrackable()
+    for t in range(4):
+        setattr(target, f"part{t}", trackpoint.AutoTrackable())
+    trackpoint.Checkpoint(target).read(path)
+    errors_seen = []
+
+    def build(t):
+        try:
+            part = getattr(target, f"part{t}")
+            for i in range(50):
+                setattr(part, f"v{i}", trackpoint.Variable(np.zeros(1000, np.float32)))
+        except BaseException as e:  # noqa: BLE001 -- reported below
+            errors_seen.append(e)
+
+    threads = [threading.Thread(target=build, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors_seen == []
+    for t in range(4):
+        part = getattr(target, f"part{t}")
+        assert [float(getattr(part, f"v{i}").numpy()[999]) for i in range(50)] == [
+            t * 100 + i for i in range(50)]
+    if os.path.isdir("/proc/self/fd"):
+        assert _open_fds_on(path) == []
