@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "bindings.h"
+#include "bundle/v1_reader.h"
 #include "proto/bundle_proto.h"
 #include "staging/device_registry.h"
 #include "trackpoint/bundle_reader.h"
@@ -74,6 +75,23 @@ nb::tuple EntryTuple(const BundleEntry& e) {
   }
   return nb::make_tuple(static_cast<int>(e.dtype), e.shape.dims, e.shard_id,
                         e.offset, e.size, e.crc32c, slices);
+}
+
+// A V1 tensor as BundleReader.entry describes a bundle's: (dtype, dims, 0,
+// 0, bytes of a fixed-size tensor or 0, 0, []); its slices are read
+// transparently.
+nb::tuple V1EntryTuple(const V1Tensor& t) {
+  int64_t n = 1;
+  for (int64_t d : t.shape.dims) n *= d;
+  const int64_t size = n * static_cast<int64_t>(DataTypeSize(t.dtype));
+  return nb::make_tuple(static_cast<int>(t.dtype), t.shape.dims, 0, 0, size, 0,
+                        nb::list());
+}
+
+nb::list BytesList(const std::vector<std::string>& items) {
+  nb::list out;
+  for (const std::string& s : items) out.append(nb::bytes(s.data(), s.size()));
+  return out;
 }
 
 }  // namespace
@@ -154,17 +172,105 @@ void BindBundle(nb::module_& m) {
              }
              return out;
            })
-      .def("read_strings", [](const BundleReader& r, const std::string& key) {
-        std::vector<std::string> strings;
-        {
-          nb::gil_scoped_release release;
-          strings = ValueOrThrow(r.ReadStringTensor(key));
-        }
-        nb::list out;
-        for (const std::string& s : strings) {
-          out.append(nb::bytes(s.data(), s.size()));
-        }
-        return out;
+      .def("read_strings",
+           [](const BundleReader& r, const std::string& key) {
+             std::vector<std::string> strings;
+             {
+               nb::gil_scoped_release release;
+               strings = ValueOrThrow(r.ReadStringTensor(key));
+             }
+             return BytesList(strings);
+           })
+      // The serialized VariantTensorDataProto of each element.
+      .def("read_variants",
+           [](const BundleReader& r, const std::string& key) {
+             std::vector<std::string> elements;
+             {
+               nb::gil_scoped_release release;
+               elements = ValueOrThrow(r.ReadVariantTensor(key));
+             }
+             return BytesList(elements);
+           })
+      .def("debug_string", [](const BundleReader& r) {
+        std::string text = r.DebugString();
+        return nb::bytes(text.data(), text.size());
+      });
+
+  // The same methods as BundleReader, over a V1-format checkpoint file.
+  nb::class_<V1Reader>(m, "V1Reader")
+      .def_static(
+          "open",
+          [](const std::string& path) {
+            nb::gil_scoped_release release;
+            return ValueOrThrow(V1Reader::Open(path));
+          },
+          nb::arg("path"))
+      .def_prop_ro("prefix", &V1Reader::path)
+      .def_prop_ro("num_shards", [](const V1Reader&) { return 1; })
+      .def_prop_ro("big_endian", [](const V1Reader&) { return false; })
+      .def("keys", &V1Reader::Keys)
+      .def("has_key",
+           [](const V1Reader& r, const std::string& key) {
+             return r.Find(key) != nullptr;
+           })
+      .def("entry",
+           [](const V1Reader& r, const std::string& key) {
+             return V1EntryTuple(*ValueOrThrow(r.Lookup(key)));
+           })
+      .def("entries",
+           [](const V1Reader& r, const std::vector<std::string>& keys) {
+             nb::list out;
+             for (const std::string& key : keys) {
+               out.append(V1EntryTuple(*ValueOrThrow(r.Lookup(key))));
+             }
+             return out;
+           })
+      .def("check_stored",
+           [](const V1Reader& r, const std::string& key) {
+             ValueOrThrow(r.Lookup(key));
+           })
+      .def("read_into",
+           [](const V1Reader& r, const std::string& key, OutBytes out) {
+             nb::gil_scoped_release release;
+             ThrowIfError(r.ReadTensor(key, out.data(), out.size()));
+           })
+      .def("read_many",
+           [](const V1Reader& r, const nb::list& requests, int threads) {
+             std::vector<std::pair<std::string, OutBytes>> reads;
+             for (nb::handle h : requests) {
+               nb::tuple t = nb::cast<nb::tuple>(h);
+               std::string key = nb::cast<std::string>(t[0]);
+               if (nb::isinstance<nb::tuple>(t[1])) {
+                 ThrowIfError(UnimplementedError(
+                     "cannot restore tensor '" + key + "' of the V1 checkpoint " +
+                     r.path() + " into device memory"));
+               }
+               reads.emplace_back(std::move(key), nb::cast<OutBytes>(t[1]));
+             }
+             nb::gil_scoped_release release;
+             for (auto& [key, out] : reads) {
+               ThrowIfError(r.ReadTensor(key, out.data(), out.size()));
+             }
+           },
+           nb::arg("requests"), nb::arg("threads") = 0)
+      .def("read_strings",
+           [](const V1Reader& r, const std::string& key) {
+             std::vector<std::string> strings;
+             {
+               nb::gil_scoped_release release;
+               strings = ValueOrThrow(r.ReadStringTensor(key));
+             }
+             return BytesList(strings);
+           })
+      .def("read_variants",
+           [](const V1Reader& r, const std::string& key) {
+             ThrowIfError(UnimplementedError("variant tensors of V1 checkpoints "
+                                             "are not supported"));
+             return nb::list();
+           })
+      .def("debug_string", [](const V1Reader& r) {
+        std::string text = r.DebugString();
+        return nb::bytes(text.data(), text.size());
       });
 
   nb::class_<BundleWriter>(m, "BundleWriter")

@@ -16,8 +16,9 @@ from .management import CheckpointState, checkpoints_iterator, get_checkpoint_st
 from .management import latest_checkpoint
 from .management import update_checkpoint_state
 from .reader import CheckpointReader, list_variables, load_checkpoint, load_variable
+from .rng import RNGState
 from .status import CheckpointLoadStatus, InitializationOnlyStatus, NameBasedSaverStatus
-from .trackable import AutoTrackable, JsonState, PythonState, Trackable, Variable
+from .trackable import AutoTrackable, JsonState, NoDependency, PythonState, Trackable, Variable
 
 __version__ = "0.1.0"
 
@@ -30,7 +31,9 @@ __all__ = [
     "InitializationOnlyStatus",
     "JsonState",
     "NameBasedSaverStatus",
+    "NoDependency",
     "PythonState",
+    "RNGState",
     "Trackable",
     "Variable",
     "update_checkpoint_state",

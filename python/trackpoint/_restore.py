@@ -28,6 +28,8 @@ Lifetime of a pending (deferred) restoration, as in TensorFlow:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import logging
 import os
@@ -48,6 +50,7 @@ _log = logging.getLogger("trackpoint")
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 STRING_ENUM = 7
+VARIANT_ENUM = 21
 
 _restore_uids = itertools.count(1)
 
@@ -67,8 +70,40 @@ def _unescape(name: str) -> str:
     return "".join(out)
 
 
+def _attribute_key(name: str, keys: dict):
+    """(attribute, checkpoint key) for the tensor an object calls ``name``.
+
+    The attribute of that name; else, as TensorFlow restores objects with a
+    legacy saveable name, the attribute whose name ``name`` extends (``table``
+    for ``table-keys``), its key extended by the same suffix. None if neither.
+    """
+    if name in keys:
+        return name, keys[name]
+    bases = [a for a in keys if name.startswith(a)]
+    if not bases:
+        return None
+    base = max(bases, key=len)
+    return base, keys[base] + name[len(base):]
+
+
 def _spec_string(dtype: DType, shape) -> str:
     return f"{dtype.name}{list(shape)}"
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pauses the cyclic garbage collector while a restore makes its many small
+    containers (node dicts, queues, child maps): each full collection scans
+    every live object, so with it running a restore of 10^5-10^6 nodes spends
+    most of its time there and grows faster than linearly. Leaves the
+    collector as it found it."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _update_uid(obj) -> int:
@@ -81,8 +116,10 @@ def _set_update_uid(obj, uid: int) -> None:
 
 
 def _file_identity(prefix: str):
-    """What tells the index file at prefix from one written there later."""
-    st = os.stat(f"{prefix}.index")
+    """What tells the checkpoint at prefix (its .index, or a V1 file) from
+    one written there later."""
+    index = f"{prefix}.index"
+    st = os.stat(index if os.path.exists(index) else prefix)
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
@@ -93,11 +130,15 @@ class _BundleLease:
     A step is ``with lease as reader:``. When the outermost step ends, the
     data files are closed; a later step (a value deferred until its object
     appears) first checks that the checkpoint is still the one restored.
-    ``bundle`` is the BundleReader, for its prefix and index between steps."""
+    ``bundle`` is the BundleReader, for its prefix and index between steps.
+    A V1 checkpoint (one file, its index inside) is closed between steps and
+    opened again by the next one; its keys stay in memory."""
 
     def __init__(self, reader: BundleReader):
         self.prefix = reader.prefix
-        self.bundle = reader
+        self._held = reader
+        self._reopens = getattr(reader, "format", "v2") != "v2"
+        self._keys = frozenset(reader.keys()) if self._reopens else None
         self._identity = _file_identity(self.prefix)
         self._depth = 0
         self._released = False
@@ -105,19 +146,26 @@ class _BundleLease:
         # would pull them from under it.
         self._lock = threading.RLock()
 
+    @property
+    def bundle(self) -> BundleReader:
+        held = self._held
+        return held if held is not None else BundleReader(self.prefix)
+
     def __contains__(self, key: str) -> bool:
-        return key in self.bundle
+        return key in self._keys if self._keys is not None else key in self._held
 
     def __enter__(self) -> BundleReader:
         self._lock.acquire()
         try:
             if self._depth == 0 and self._released:
                 self._check_unchanged()
+            if self._held is None:
+                self._held = BundleReader(self.prefix)
         except BaseException:
             self._lock.release()
             raise
         self._depth += 1
-        return self.bundle
+        return self._held
 
     def __exit__(self, *exc) -> None:
         self._depth -= 1
@@ -129,9 +177,12 @@ class _BundleLease:
     def release(self) -> None:
         """Closes the data files unless a step is running."""
         with self._lock:
-            if self._depth == 0:
+            if self._depth == 0 and self._held is not None:
                 self._released = True
-                self.bundle.close_data_files()
+                if self._reopens:
+                    self._held = None
+                else:
+                    self._held.close_data_files()
 
     def _check_unchanged(self) -> None:
         what = "cannot restore values deferred until their objects were created"
@@ -139,11 +190,11 @@ class _BundleLease:
             identity = _file_identity(self.prefix)
         except FileNotFoundError:
             raise NotFoundError(
-                f"{what}: {self.prefix}.index was removed after restore()"
+                f"{what}: the checkpoint {self.prefix} was removed after restore()"
             ) from None
         if identity != self._identity:
             raise DataLossError(
-                f"{what}: {self.prefix}.index was replaced after restore() by another checkpoint"
+                f"{what}: the checkpoint {self.prefix} was replaced after restore() by another one"
             )
 
 
@@ -200,12 +251,16 @@ def restore_values(reader: BundleReader, pending: list) -> None:
             if name in specs:
                 dtype, shape = specs[name]
                 if entry_dtype != dtype or dims != tuple(shape):
+                    # TensorFlow's words for a shape mismatch, which its tests match.
+                    tf_words = (f" (Received incompatible tensor with shape {list(dims)} when "
+                                f"attempting to restore variable with shape {list(shape)})"
+                                if dims != tuple(shape) else "")
                     raise InvalidArgumentError(
                         f"cannot restore {key!r} from {reader.prefix}: checkpoint has "
                         f"{_spec_string(entry_dtype, dims)}, object has "
-                        f"{_spec_string(dtype, shape)}"
+                        f"{_spec_string(dtype, shape)}{tf_words}"
                     )
-            if enum == STRING_ENUM:
+            if enum in (STRING_ENUM, VARIANT_ENUM):
                 tensors[name] = reader.read(key)
                 continue
             dst = buffers.get(name)
@@ -245,7 +300,7 @@ def reachable_objects(root: Trackable, include_slots: bool = True) -> list:
 
 
 class _NodePaths:
-    """node id -> a readable path such as "(root).model.layers.0.kernel", for
+    """node id -> a readable path such as "model/layers/0/kernel", for
     messages. Built on demand from breadth-first parent links, so a hostile
     graph (a chain of 10^5 nodes) costs linear memory rather than the sum of
     all its path lengths; paths deeper than _MAX_PARTS keep their last parts."""
@@ -275,8 +330,10 @@ class _NodePaths:
             n, name = self._parent[n]
             parts.append(name)
         if n is not None:
-            parts.append("(root)...")
-        return ".".join(reversed(parts))
+            parts.append("...")
+        if len(parts) > 1 and parts[-1] == "(root)":
+            parts.pop()  # "model/layers/0", the root alone "(root)"
+        return "/".join(reversed(parts))
 
     def get(self, n, default=None):
         path = self._tree_path(n)
@@ -301,10 +358,14 @@ class ObjectGraphRestore(_KeepsMatches):
         self.uid = next(_restore_uids)
         self.prefix = reader.prefix
         self._bundle = _BundleLease(reader)
+        self.skip_slot_variables = skip_slot_variables
+        with _gc_paused():
+            self._parse(graph_bytes)
+
+    def _parse(self, graph_bytes: bytes) -> None:
         self.nodes = _core.parse_object_graph(graph_bytes)
         if not self.nodes:
-            raise DataLossError(f"the object graph of {reader.prefix} has no nodes (no root)")
-        self.skip_slot_variables = skip_slot_variables
+            raise DataLossError(f"the object graph of {self.prefix} has no nodes (no root)")
         self.object_by_node = weakref.WeakValueDictionary()
         self._init_kept()
         self.unused_attributes: dict = {}  # node id -> [attribute names]
@@ -352,7 +413,7 @@ class ObjectGraphRestore(_KeepsMatches):
     # ---- matching ------------------------------------------------------------------------
     def bind_and_restore(self, node_id: int, obj: Trackable) -> None:
         """Binds node_id to obj, restores it, and continues breadth-first below it."""
-        with self._bundle as reader:
+        with self._bundle as reader, _gc_paused():
             self._bind_and_restore(node_id, obj, reader)
 
     def _bind_and_restore(self, node_id: int, obj: Trackable, reader: BundleReader) -> None:
@@ -384,14 +445,18 @@ class ObjectGraphRestore(_KeepsMatches):
         if not attributes:
             return None
         keys = {_unescape(name): key for name, _, key in attributes}
-        wanted = obj._tensor_names()
-        unused = [name for name in keys if name not in wanted]
+        wanted = obj._restore_tensor_names(list(keys))
+        matched = {name: _attribute_key(name, keys) for name in wanted}
+        used = {source for source, _ in filter(None, matched.values())}
+        unused = [name for name in keys if name not in used]
         if unused:
             self.unused_attributes[n] = unused
-        if not wanted or any(name not in keys for name in wanted):
+        if not wanted or None in matched.values():
             self.unused_attributes[n] = list(keys)
             return None
-        return {name: keys[name] for name in wanted}
+        # A key the graph names but the bundle lacks raises NotFoundError
+        # ("Key ... not found in checkpoint ...") when it is read, as in TF.
+        return {name: key for name, (_, key) in matched.items()}
 
     def _queue_children(self, n: int, obj: Trackable, queue: deque) -> None:
         edges = self.nodes[n]["children"]
@@ -457,7 +522,7 @@ class _Leftovers:
     def describe(self) -> list:
         out = [self.paths.get(n, f"node {n}") for n, node in enumerate(self.nodes)
                if node["attributes"] and n not in self.matched and n not in self.skipped]
-        out += [f"{self.paths.get(n, f'node {n}')}.{name}"
+        out += [f"{self.paths.get(n, f'node {n}')}/.ATTRIBUTES/{name}"
                 for n, names in self.unused_attributes.items() for name in names]
         return out
 

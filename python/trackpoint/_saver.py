@@ -6,34 +6,49 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._plain_values import is_configuration, join, refuse, unsaved_values
 from ._restore import OBJECT_GRAPH_KEY
 from .bundle import BundleWriter
 from .trackable.base import Trackable
-from .trackable.python_state import PythonState
+from .trackable.python_state import PythonState, UnsavableStateError
 
 
 def _describe_graph(root: Trackable):
     """(objects, specs, values): every object reachable from root (root first),
     its spec for the C++ planner, and the tensors it saves."""
     objects = [root]
+    paths = [""]  # the first path to each object, "model/layers/0"
+    configuration = [False]  # see is_configuration
     index = {id(root): 0}
 
-    def index_of(obj) -> int:
+    def index_of(obj, path: str, is_configuration: bool = False) -> int:
         if not isinstance(obj, Trackable):
-            raise ValueError(f"{obj!r} is not trackable and cannot be checkpointed")
+            raise ValueError(f"{path or '(root)'}: {obj!r} is not trackable and cannot be "
+                             "checkpointed")
         i = index.get(id(obj))
         if i is None:
             i = index[id(obj)] = len(objects)
             objects.append(obj)
+            paths.append(path)
+            configuration.append(is_configuration)
         return i
 
     specs, values = [], []
     i = 0
+    unsaved = []
     while i < len(objects):
-        obj = objects[i]
-        children = [(name, index_of(child)) for name, child in obj._trackable_children().items()]
-        tensors = obj._serialize_to_tensors()
-        slots = [(name, index_of(original), index_of(slot))
+        obj, path = objects[i], paths[i]
+        if not configuration[i]:
+            unsaved += unsaved_values(obj, path)
+        children = [(name, index_of(child, join(path, name),
+                                    is_configuration(child, name, configuration[i])))
+                    for name, child in obj._trackable_children().items()]
+        try:
+            tensors = obj._serialize_to_tensors()
+        except UnsavableStateError as e:
+            raise UnsavableStateError(f"cannot save {path or '(root)'}: {e}") from None
+        slots = [(name, index_of(original, f"{path}/<original of slot {name}>"),
+                  index_of(slot, f"{path}/<slot {name}>"))
                  for name, original, slot in obj._slot_variables()]
         full_name = obj._checkpoint_full_name()
         specs.append({
@@ -46,6 +61,8 @@ def _describe_graph(root: Trackable):
         })
         values.append(tensors)
         i += 1
+    if unsaved:
+        refuse(unsaved)
     return objects, specs, values
 
 

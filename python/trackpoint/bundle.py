@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import os
 from typing import NamedTuple, Sequence
 
@@ -26,8 +27,9 @@ import numpy as np
 
 from . import _core
 from ._device import DeviceBuffer, StagedTensor, checked_dtype
+from ._paths import local_path
 from .dtypes import DType, as_dtype
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, NotFoundError
 
 __all__ = ["BundleWriter", "BundleReader", "BundleEntry", "DeviceBuffer", "FULL_EXTENT"]
 
@@ -100,7 +102,7 @@ class BundleWriter:
 
     def __init__(self, prefix, *, num_shards: int = 1, data_alignment: int = 1, sync: bool = True):
         self._writer = _core.BundleWriter.open(
-            os.fspath(prefix), num_shards=num_shards, data_alignment=data_alignment, sync=sync
+            local_path(prefix), num_shards=num_shards, data_alignment=data_alignment, sync=sync
         )
 
     def add(self, key: str, value, *, dtype=None, shard: int = 0) -> None:
@@ -174,16 +176,37 @@ class BundleWriter:
             self._writer = None  # deletes the temporary files
 
 
+def _may_be_v1(path: str) -> bool:
+    """Whether path could be a V1 checkpoint: an existing file that is not
+    one of a bundle's own files."""
+    name = os.path.basename(path)
+    return os.path.isfile(path) and not name.endswith(".index") and ".data-" not in name
+
+
 class BundleReader:
     """Reads one bundle. Every read verifies the tensor's CRC32C.
 
-    Raises :class:`~trackpoint.errors.NotFoundError` when ``<prefix>.index``
-    does not exist and :class:`~trackpoint.errors.DataLossError` when it is
-    not a valid index.
+    Also reads TensorFlow's old V1 format (``SaverDef.V1``: one file at
+    ``prefix``, no ``.index``), tensors of the common fixed-size types and
+    strings, partitioned ones assembled (``format`` is then ``"v1"``). Its
+    files have no per-tensor checksums.
+
+    Raises :class:`~trackpoint.errors.NotFoundError` when neither
+    ``<prefix>.index`` nor a V1 file ``prefix`` exists and
+    :class:`~trackpoint.errors.DataLossError` when the file is not a valid
+    index.
     """
 
     def __init__(self, prefix):
-        self._reader = _core.BundleReader.open(os.fspath(prefix))
+        prefix = local_path(prefix)
+        self.format = "v2"
+        try:
+            self._reader = _core.BundleReader.open(prefix)
+        except NotFoundError:
+            if not _may_be_v1(prefix):
+                raise
+            self._reader = _core.V1Reader.open(prefix)
+            self.format = "v1"
 
     @property
     def prefix(self) -> str:
@@ -207,6 +230,44 @@ class BundleReader:
 
     def __contains__(self, key: str) -> bool:
         return self._reader.has_key(key)
+
+    def keys_under(self, prefix: str) -> list[str]:
+        """The keys that start with ``prefix``, in byte order."""
+        keys = self.__dict__.get("_keys")
+        if keys is None:
+            keys = self._keys = self.keys()
+        start = bisect.bisect_left(keys, prefix)
+        end = start
+        while end < len(keys) and keys[end].startswith(prefix):
+            end += 1
+        return keys[start:end]
+
+    def stored_keys(self, checkpoint_key: str, siblings=()) -> list[str]:
+        """The keys that hold the value an object-graph attribute names.
+
+        Usually the attribute's ``checkpoint_key`` itself. TensorFlow's
+        objects with a legacy saveable name record one attribute (``table``,
+        ``ITERATOR``) whose key the stored keys extend by a suffix
+        (``table-keys`` and ``table-values``, ``ITERATOR_STATE``): then those
+        keys, leaving out any that extend a longer key among ``siblings`` (the
+        other attributes' keys of the same object). Empty when none is stored.
+
+        Example::
+
+            reader.stored_keys("mutable/.ATTRIBUTES/table")
+            # ['mutable/.ATTRIBUTES/table-keys', 'mutable/.ATTRIBUTES/table-values']
+        """
+        if checkpoint_key in self:
+            return [checkpoint_key]
+        longer = [s for s in siblings if s != checkpoint_key and s.startswith(checkpoint_key)]
+        return [k for k in self.keys_under(checkpoint_key)
+                if not any(k.startswith(s) for s in longer)]
+
+    def debug_string(self) -> bytes:
+        """``b"<key> (DT_FLOAT) [2,3]\\n"`` per index entry, as TensorFlow's
+        ``CheckpointReader.debug_string()`` returns it (byte order; the
+        stored slices of a partitioned tensor under their raw slice keys)."""
+        return self._reader.debug_string()
 
     def entry(self, key: str) -> BundleEntry:
         dtype, shape, shard_id, offset, size, crc, slices = self._reader.entry(key)
@@ -250,14 +311,17 @@ class BundleReader:
         ])
 
     def read(self, key: str) -> np.ndarray:
-        """The tensor under ``key`` as a new numpy array (object array of
-        bytes for strings)."""
+        """The tensor under ``key`` as a new numpy array: an object array of
+        bytes for strings, and for variants (tf.data iterator state) an
+        object array holding each element's serialized
+        ``VariantTensorDataProto``, every checksum verified."""
         dtype, shape, *_ = self._reader.entry(key)
         dtype = as_dtype(dtype)
-        if dtype.name == "string":
-            strings = self._reader.read_strings(key)
-            out = np.empty(len(strings), dtype=object)
-            out[:] = strings
+        if dtype.name in ("string", "variant"):
+            read = self._reader.read_strings if dtype.name == "string" else self._reader.read_variants
+            items = read(key)
+            out = np.empty(len(items), dtype=object)
+            out[:] = items
             return out.reshape(shape)
         self.check_stored(key)  # before sizing a buffer by the index
         out = np.empty(shape, dtype=dtype.as_numpy_dtype)

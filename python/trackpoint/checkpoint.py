@@ -18,11 +18,12 @@ import os
 import weakref
 
 from ._async import AsyncWriter
+from ._paths import local_path
 from ._restore import OBJECT_GRAPH_KEY, NameBasedRestore, ObjectGraphRestore
 from ._saver import snapshot, write_items
 from .bundle import BundleReader
 from .errors import NotFoundError
-from .management import update_checkpoint_state
+from .management import make_directories, update_checkpoint_state
 from .status import CheckpointLoadStatus, InitializationOnlyStatus, NameBasedSaverStatus
 from .trackable.autotrackable import AutoTrackable, as_trackable, wrap_value
 from .trackable.base import Trackable
@@ -139,6 +140,9 @@ class _RootWithAttachments(Trackable):
     def _tensor_specs(self) -> dict:
         return self._target()._tensor_specs()
 
+    def _restore_tensor_names(self, saved: list) -> list:
+        return self._target()._restore_tensor_names(saved)
+
     def _restore_buffers(self) -> dict:
         return self._target()._restore_buffers()
 
@@ -231,7 +235,11 @@ class Checkpoint(AutoTrackable):
             if as_trackable(value) is None:
                 raise ValueError(
                     f"Checkpoint was expecting a trackable object (an object derived from "
-                    f"Trackable, or a list/dict of them), got {kwargs[name]!r} for {name!r}"
+                    f"Trackable, or a list/dict of them), got {kwargs[name]!r} for {name!r}. "
+                    "Also accepted: numpy arrays, torch modules, optimizers, tensors and "
+                    "generators, and any object with state_dict() and load_state_dict() "
+                    "(LR schedulers, GradScaler, torchdata's StatefulDataLoader); wrap plain "
+                    "values in trackpoint.JsonState(...)"
                 )
             setattr(self, name, value)
 
@@ -274,6 +282,7 @@ class Checkpoint(AutoTrackable):
             from .distributed.saving import checkpoint_write_hook
             return checkpoint_write_hook(self, path, options, on_done)
         root = self._graph_root()
+        make_directories(os.path.dirname(path) or ".")  # durable before the files in it
         if _is_async(options):
             writer = self._async_writer()
             writer.wait()
@@ -302,7 +311,7 @@ class Checkpoint(AutoTrackable):
 
     def write(self, file_prefix, options: CheckpointOptions | None = None) -> str:
         """Writes a checkpoint at exactly ``file_prefix``; no counter, no state file."""
-        path = os.fspath(file_prefix)
+        path = local_path(file_prefix)
         self._write(path, options)
         return path
 
@@ -320,12 +329,13 @@ class Checkpoint(AutoTrackable):
         counter = self.save_counter
         number = int(counter) + 1
         counter.assign(number)
-        path = f"{os.fspath(file_prefix)}-{number}"
+        path = f"{local_path(file_prefix)}-{number}"
         try:
             self._write(
                 path,
                 options,
-                on_done=lambda: update_checkpoint_state(os.path.dirname(path), path, [path]),
+                on_done=lambda: update_checkpoint_state(os.path.dirname(path), path, [path],
+                                                        save_relative_paths=True),
                 on_failed=lambda: _give_back(counter, number),
             )
         except BaseException:
@@ -349,7 +359,7 @@ class Checkpoint(AutoTrackable):
         :class:`~trackpoint.status.NameBasedSaverStatus` for a checkpoint
         without an object graph.
         """
-        path = os.fspath(save_path)
+        path = local_path(save_path)
         if options is not None and options.experimental_coordinator is not None:
             # Multi-process restore (hook for trackpoint.distributed): region reads.
             from .distributed.restoring import checkpoint_read_hook
@@ -384,7 +394,8 @@ class Checkpoint(AutoTrackable):
         """
         if save_path is None:
             return InitializationOnlyStatus()
-        given = path = os.fspath(save_path)
+        given = os.fspath(save_path)
+        path = local_path(save_path)
         if os.path.isdir(path) and any(
             os.path.exists(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt")
         ):

@@ -77,3 +77,47 @@ class UnavailableError(CheckpointError, OSError):
 
 class DataLossError(CheckpointError):
     """A checkpoint file is corrupt or truncated (checksum mismatch, bad index)."""
+
+
+def from_os_error(error: OSError, what: str) -> CheckpointError:
+    """The trackpoint error for an OS error met while doing ``what`` (a phrase
+    naming the path), classed by errno as the C++ core classes it: ENOSPC,
+    EDQUOT, ENOMEM, EMFILE, ENFILE -> ResourceExhaustedError; EACCES, EPERM,
+    EROFS -> PermissionDeniedError; ENOENT, ENOTDIR -> NotFoundError; EEXIST
+    -> AlreadyExistsError; EINVAL, ENAMETOOLONG, EISDIR -> InvalidArgumentError;
+    anything else (EIO, EXDEV, ...) -> UnavailableError. Raise it ``from``
+    the original.
+
+    Example::
+
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            raise from_os_error(e, f"cannot rename {tmp} to {path}") from e
+    """
+    if isinstance(error, CheckpointError):
+        return error
+    code = getattr(error, "errno", None)
+    cls = _ERRNO_CLASSES.get(code, UnavailableError)
+    reason = error.strerror or str(error)
+    return cls(f"{what}: {reason}")
+
+
+def _errno_classes() -> dict:
+    import errno
+
+    table = {}
+    for cls, names in (
+        (ResourceExhaustedError, ("ENOSPC", "EDQUOT", "ENOMEM", "EMFILE", "ENFILE")),
+        (PermissionDeniedError, ("EACCES", "EPERM", "EROFS")),
+        (NotFoundError, ("ENOENT", "ENOTDIR")),
+        (AlreadyExistsError, ("EEXIST",)),
+        (InvalidArgumentError, ("EINVAL", "ENAMETOOLONG", "EISDIR")),
+    ):
+        for name in names:
+            if hasattr(errno, name):
+                table[getattr(errno, name)] = cls
+    return table
+
+
+_ERRNO_CLASSES = _errno_classes()

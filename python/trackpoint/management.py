@@ -16,8 +16,19 @@ import dataclasses
 import logging
 import os
 import re
+import stat
 import time
 import uuid
+
+from ._paths import local_path
+from .errors import (
+    AlreadyExistsError,
+    CheckpointError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    from_os_error,
+)
 
 __all__ = [
     "CheckpointState", "checkpoints_iterator", "get_checkpoint_state", "latest_checkpoint",
@@ -112,30 +123,87 @@ def _parse_state(text: str) -> CheckpointState:
     return state
 
 
+# A state file names a few checkpoints; anything this large is not one.
+MAX_STATE_BYTES = 16 << 20
+
+
+def _read_state_file(path: str) -> str:
+    return read_regular_file(path, MAX_STATE_BYTES, "checkpoint state").decode("utf-8")
+
+
+def read_regular_file(path: str, limit: int, what: str) -> bytes:
+    """The bytes of a small file (a state or metrics file). Refuses, without
+    blocking or reading it, a FIFO, device, socket or directory
+    (FailedPreconditionError), and a file over ``limit`` bytes
+    (ResourceExhaustedError); both name ``what`` and the path. Errors of
+    open and read are raised as they are (FileNotFoundError, ...)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FailedPreconditionError(
+                f"{what} {path} is not a regular file ({_file_kind(st.st_mode)})")
+        chunks, size = [], 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise ResourceExhaustedError(
+                    f"{what} {path} is larger than {limit} bytes: refusing to read it")
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
 def _state_path(checkpoint_dir, latest_filename) -> str:
-    return os.path.join(os.fspath(checkpoint_dir), latest_filename or STATE_FILENAME)
+    return os.path.join(local_path(checkpoint_dir), latest_filename or STATE_FILENAME)
 
 
 def get_checkpoint_state(checkpoint_dir, latest_filename=None) -> CheckpointState | None:
     """Reads the ``checkpoint`` file of ``checkpoint_dir``.
 
     Relative paths in it are joined onto ``checkpoint_dir``. Returns None when
-    the file does not exist, or (with a logged warning) cannot be parsed.
-    Raises ValueError when it names no checkpoint.
+    the file does not exist, or (with a logged warning, as TensorFlow) cannot
+    be read or parsed. Raises ValueError when it names no checkpoint,
+    FailedPreconditionError when it is not a regular file (a FIFO, a device,
+    a directory) and ResourceExhaustedError when it is over 16 MiB.
 
     Example::
 
         state = trackpoint.get_checkpoint_state("/tmp/run")
         state.all_model_checkpoint_paths   # ["/tmp/run/ckpt-3", "/tmp/run/ckpt-4"]
     """
-    checkpoint_dir = os.fspath(checkpoint_dir)
+    return read_checkpoint_state(checkpoint_dir, latest_filename, strict=False)
+
+
+def read_checkpoint_state(checkpoint_dir, latest_filename=None, *, strict: bool = True):
+    """get_checkpoint_state; with ``strict``, a state file that exists but
+    cannot be read (EACCES, EIO, ...) raises the trackpoint error naming it
+    instead of reading as no state: what a CheckpointManager uses, so that
+    it never starts over beside checkpoints it could not see."""
+    checkpoint_dir = local_path(checkpoint_dir)
     path = _state_path(checkpoint_dir, latest_filename)
     try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8")
+        text = _read_state_file(path)
     except FileNotFoundError:
         return None
+    except CheckpointError:
+        raise
     except (OSError, UnicodeDecodeError) as e:
+        if strict and isinstance(e, OSError):
+            raise from_os_error(e, f"cannot read checkpoint state {path}") from e
         _log.warning("cannot read checkpoint state %s: %s", path, e)
         return None
     try:
@@ -207,28 +275,119 @@ def _format_state(state: CheckpointState) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomically(path: str, data: bytes) -> None:
+def write_atomically(path: str, data: bytes, sync_dir: bool = True) -> str | None:
     """Replaces ``path`` with ``data``: a temporary file in the same directory,
-    fsynced, renamed over ``path``, then the directory fsynced."""
+    fsynced, renamed over ``path`` (the commit point), then the directory
+    fsynced.
+
+    Raises a trackpoint error naming the file (ResourceExhaustedError for a
+    full disk, PermissionDeniedError, UnavailableError for EIO, ...) only
+    while ``path`` still holds its old contents; the temporary file is gone
+    then. After the rename nothing raises: a failed directory fsync is tried
+    once more, and if it fails again it is logged and its description
+    returned (the new contents are in place but may not survive a crash).
+    Returns None when all went well. ``sync_dir=False`` leaves the directory
+    fsync out, for a replacement that may be lost in a crash as long as the
+    file it replaces is valid.
+
+    Example::
+
+        problem = write_atomically("/tmp/run/checkpoint", b"...")
+    """
     directory = os.path.dirname(path) or "."
     tmp = f"{path}.tmp{uuid.uuid4().hex}"
+    step = f"cannot write {tmp}"
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
+            step = f"cannot fsync {tmp}"
             os.fsync(f.fileno())
+            step = f"cannot close {tmp}"
+        step = f"cannot rename {tmp} to {path}"
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as e:
+        _remove_quietly(tmp)
+        if isinstance(e, OSError):
+            raise from_os_error(e, step) from e
+        if isinstance(e, ValueError):  # a NUL byte in the path
+            raise InvalidArgumentError(f"{step}: {e}") from e
         raise
-    fd = os.open(directory, os.O_RDONLY)
+    return sync_directory_after_commit(directory) if sync_dir else None
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def sync_directory(directory: str) -> None:
+    """fsyncs a directory (its entries become durable); raises a trackpoint
+    error naming it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise from_os_error(e, f"cannot open directory {directory} to fsync it") from e
     try:
         os.fsync(fd)
+    except OSError as e:
+        raise from_os_error(e, f"cannot fsync directory {directory}") from e
     finally:
         os.close(fd)
+
+
+def sync_directory_after_commit(directory: str) -> str | None:
+    """sync_directory after a commit point: tried twice, never raises; returns
+    (and logs) what went wrong, or None."""
+    try:
+        sync_directory(directory)
+        return None
+    except CheckpointError as first:
+        _log.warning("%s; trying again", first)
+    try:
+        sync_directory(directory)
+        return None
+    except CheckpointError as e:
+        _log.error("%s: a crash may still lose the last change in it", e)
+        return str(e)
+
+
+def make_directories(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)``, and every directory it creates
+    made durable: each one fsynced, and the existing directory above the
+    first one too, so a crash cannot take the new directories away after
+    this returns. Raises a trackpoint error naming the directory.
+
+    Example::
+
+        make_directories("/tmp/run/a/b")   # creates a, b; fsyncs b, a, /tmp/run
+    """
+    path = os.path.abspath(os.fspath(path))
+    missing = []
+    probe = path
+    while not os.path.isdir(probe):
+        missing.append(probe)
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not missing:
+        return
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise AlreadyExistsError(
+                    f"cannot create directory {directory}: a file of that name exists") from None
+        except OSError as e:
+            raise from_os_error(e, f"cannot create directory {directory}") from e
+        except ValueError as e:
+            raise InvalidArgumentError(f"cannot create directory {directory!r}: {e}") from e
+    for directory in missing + [os.path.dirname(missing[-1])]:
+        sync_directory(directory)
 
 
 def update_checkpoint_state(
@@ -238,22 +397,39 @@ def update_checkpoint_state(
     latest_filename=None,
     all_model_checkpoint_timestamps=None,
     last_preserved_timestamp=None,
-    save_relative_paths=True,
+    save_relative_paths=False,
 ) -> None:
     """Writes the ``checkpoint`` state file of ``save_dir``, atomically.
 
-    As TensorFlow does: absolute paths inside ``save_dir`` are stored relative
-    to it (``save_relative_paths``), ``model_checkpoint_path`` is appended to
-    the list when it is not its last element, and timestamps must match the
-    paths one for one.
+    As TensorFlow's function does: paths are stored as given (relative ones
+    relative to ``save_dir`` when ``save_dir`` itself is relative),
+    ``model_checkpoint_path`` is appended to the list when it is not its last
+    element, and timestamps must match the paths one for one. With
+    ``save_relative_paths=True`` (what ``Checkpoint.save`` and
+    ``CheckpointManager`` use) absolute paths are stored relative to
+    ``save_dir``, so the directory can be moved.
+
+    Raises a trackpoint error (ResourceExhaustedError, PermissionDeniedError,
+    UnavailableError, ...) naming the file when the state file could not be
+    replaced; once replaced, nothing raises (see write_atomically).
 
     Example::
 
         trackpoint.update_checkpoint_state("/tmp/run", "/tmp/run/ckpt-3")
     """
-    save_dir = os.fspath(save_dir)
-    model_checkpoint_path = os.fspath(model_checkpoint_path)
-    paths = [os.fspath(p) for p in (all_model_checkpoint_paths or [])]
+    _update_state(save_dir, model_checkpoint_path, all_model_checkpoint_paths, latest_filename,
+                  all_model_checkpoint_timestamps, last_preserved_timestamp, save_relative_paths)
+
+
+def _update_state(save_dir, model_checkpoint_path, all_model_checkpoint_paths=None,
+                  latest_filename=None, all_model_checkpoint_timestamps=None,
+                  last_preserved_timestamp=None, save_relative_paths=True,
+                  sync_dir=True) -> str | None:
+    """update_checkpoint_state; returns what went wrong after the commit point
+    (see write_atomically), or None."""
+    save_dir = local_path(save_dir)
+    model_checkpoint_path = local_path(model_checkpoint_path)
+    paths = [local_path(p) for p in (all_model_checkpoint_paths or [])]
 
     def stored(p: str) -> str:
         if save_relative_paths and os.path.isabs(p):
@@ -277,8 +453,8 @@ def update_checkpoint_state(
         raise ValueError(f"Save path '{model_checkpoint_path}' conflicts with path used for "
                          "checkpoint state. Please use a different save path.")
     state = CheckpointState(model, paths, timestamps, last_preserved_timestamp or 0.0)
-    os.makedirs(save_dir or ".", exist_ok=True)
-    write_atomically(state_path, _format_state(state).encode("utf-8"))
+    make_directories(save_dir or ".")
+    return write_atomically(state_path, _format_state(state).encode("utf-8"), sync_dir)
 
 
 # Seconds between polls of the state file (tests shorten it).
@@ -311,7 +487,7 @@ def checkpoints_iterator(checkpoint_dir, min_interval_secs=0, timeout=None, time
         for path in trackpoint.checkpoints_iterator("/tmp/run", timeout=600):
             evaluate(path)
     """
-    checkpoint_dir = os.fspath(checkpoint_dir)
+    checkpoint_dir = local_path(checkpoint_dir)
     last = None
     while True:
         path = _wait_for_new_checkpoint(checkpoint_dir, last, timeout)

@@ -12,11 +12,35 @@ Example::
         if step % 100 == 0:
             manager.save()                   # /tmp/run/ckpt-1, ckpt-2, ...; old ones deleted
 
-Crash safety: a checkpoint's files appear only complete and durable (see
-:class:`~trackpoint.bundle.BundleWriter`), and the ``checkpoint`` state
-file is replaced atomically only afterwards, so a reader never finds a
-partial checkpoint. A new manager removes what an interrupted save left
-behind in its directory.
+Crash safety, the commit protocol of ``save()``:
+
+1. The new checkpoint's files are written and made durable (see
+   :class:`~trackpoint.bundle.BundleWriter`; a directory the save creates is
+   fsynced with its parent), then its metrics file, if any.
+2. Commit point: the ``checkpoint`` state file is replaced (a fsynced
+   temporary file renamed over it). It names the new checkpoint as the
+   latest and still lists the old ones about to be deleted.
+3. After the commit, best effort only: the directory fsync (tried twice),
+   the deletion of old checkpoints, and a second state file that no longer
+   lists the deleted ones (its directory entry is not fsynced: lost in a
+   crash, it leaves the first, which is valid).
+
+A save raises only while the previous checkpoint is still the latest: a
+failure before the commit point raises a trackpoint error naming the file
+(ResourceExhaustedError for a full disk, PermissionDeniedError,
+UnavailableError for EIO, ...), removes the new files and gives the number
+back to ``save_counter``. What fails after it is logged with the path and
+appended to :attr:`CheckpointManager.cleanup_errors`, never raised, and
+never takes the number back; a checkpoint that could not be deleted stays
+listed in the state file and is deleted by a later save. So a crash at any
+moment leaves the old or the new checkpoint as the latest, and every
+checkpoint due for deletion listed: a new manager adopts it and deletes it
+when its own sweep says so. A new manager also removes what an interrupted
+save left (temporary files, data files without an index). It deletes only
+its own numbered checkpoints (``<checkpoint_name>-<N>``) that a state file
+listed, and only inside its directory; checkpoints kept by
+``keep_checkpoint_every_n_hours`` leave the list and are never deleted, as
+in TensorFlow.
 
 One writer per directory: a manager locks its directory (an advisory
 ``flock`` on the directory, no file added) from its first ``save()`` until
@@ -42,9 +66,17 @@ import re
 import time
 
 from . import _dirlock
+from ._paths import local_path
 from .checkpoint import _give_back
-from .errors import FailedPreconditionError
-from .management import get_checkpoint_state, update_checkpoint_state, write_atomically
+from .errors import CheckpointError, FailedPreconditionError, from_os_error
+from .management import (
+    _update_state,
+    get_checkpoint_state,
+    make_directories,
+    read_checkpoint_state,
+    read_regular_file,
+    write_atomically,
+)
 
 __all__ = ["CheckpointManager"]
 
@@ -54,6 +86,7 @@ _log = logging.getLogger("trackpoint")
 _now = time.time
 
 METRICS_SUFFIX = ".metrics.json"
+_MAX_METRICS_BYTES = 1 << 20
 
 
 def _number_of(path: str, prefix: str) -> int | None:
@@ -90,6 +123,12 @@ class CheckpointManager:
 
     A manager deletes only the files of checkpoints it manages, and only
     inside ``directory``.
+
+    Attributes:
+        cleanup_errors: what went wrong after the commit point of a save
+            (a directory fsync, the deletion of an old checkpoint), one
+            message naming the path per failure, oldest first. Such a
+            failure does not fail the save (see the module docstring).
     """
 
     def __init__(
@@ -118,7 +157,7 @@ class CheckpointManager:
         if keep_best is not None and best_fn is None:
             raise ValueError("keep_best needs best_fn")
         self._checkpoint = checkpoint
-        self._directory = os.fspath(directory)
+        self._directory = local_path(directory)
         self._max_to_keep = max_to_keep
         self._keep_checkpoint_every_n_hours = keep_checkpoint_every_n_hours
         self._checkpoint_name = checkpoint_name
@@ -132,6 +171,8 @@ class CheckpointManager:
         self._keep_best = keep_best
         self._keep_every_n_steps = keep_every_n_steps
         self._metrics: dict = {}  # path -> metrics dict
+        self._undeleted: dict = {}  # path -> timestamp: deletions that failed, retried
+        self.cleanup_errors: list = []
         self._lock = None  # the directory lock, taken by the first save
         self._locked = False
         self._closed = False
@@ -145,7 +186,7 @@ class CheckpointManager:
 
     # ---- recovery ----------------------------------------------------------------------
     def _recover_state(self) -> None:
-        state = get_checkpoint_state(self._directory)
+        state = read_checkpoint_state(self._directory)
         now = _now()
         self._maybe_delete: dict = {}  # path -> timestamp, oldest first
         if state is None:
@@ -155,7 +196,10 @@ class CheckpointManager:
         self._latest_checkpoint = state.model_checkpoint_path
         self._last_preserved_timestamp = state.last_preserved_timestamp
         if now < self._last_preserved_timestamp:
-            _log.warning("%s: last_preserved_timestamp is in the future; using now", self._directory)
+            _log.warning(
+                "%s: the clock (%f) is %f seconds behind the last preserved checkpoint "
+                "timestamp; keeping the checkpoints the state file lists, and preserving "
+                "from now on", self._directory, now, self._last_preserved_timestamp - now)
             self._last_preserved_timestamp = now
         paths = state.all_model_checkpoint_paths
         timestamps = state.all_model_checkpoint_timestamps or (
@@ -167,11 +211,11 @@ class CheckpointManager:
 
     def _read_metrics(self, path: str):
         try:
-            with open(path + METRICS_SUFFIX, encoding="utf-8") as f:
-                return json.load(f)
+            data = read_regular_file(path + METRICS_SUFFIX, _MAX_METRICS_BYTES, "metrics file")
+            return json.loads(data.decode("utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, CheckpointError) as e:
             _log.warning("ignoring unreadable metrics of %s: %s", path, e)
             return None
 
@@ -185,8 +229,10 @@ class CheckpointManager:
         state_temp = re.compile(r"checkpoint\.tmp[0-9a-f]{32}")
         try:
             names = os.listdir(self._directory)
-        except FileNotFoundError:
-            return
+        except (FileNotFoundError, NotADirectoryError):
+            return  # the first save creates it, or says why it cannot
+        except OSError as e:
+            raise from_os_error(e, f"cannot list checkpoint directory {self._directory}") from e
         present = set(names)
         for name in names:
             m = pattern.fullmatch(name)
@@ -199,6 +245,9 @@ class CheckpointManager:
                     _log.info("removed %s left by an interrupted save", name)
                 except FileNotFoundError:
                     pass
+                except OSError as e:  # a read-only directory can still be restored from
+                    _log.warning("cannot remove %s left by an interrupted save: %s",
+                                 os.path.join(self._directory, name), e)
 
     # ---- properties ------------------------------------------------------------------
     @property
@@ -228,7 +277,7 @@ class CheckpointManager:
         """Makes this process the directory's writer, or raises
         FailedPreconditionError naming the process that is."""
         if not self._locked:
-            os.makedirs(self._directory, exist_ok=True)
+            make_directories(self._directory)
             self._lock = _dirlock.acquire(self._directory)
             self._locked = True
 
@@ -283,12 +332,15 @@ class CheckpointManager:
         counter.assign(count)
         number = count if checkpoint_number is None else int(checkpoint_number)
         path = f"{self._prefix}-{number}"
+        committed = []  # once the state file names path, the number stays taken
 
         def on_durable():  # after the files are durable; in the background when async
-            if metrics is not None:
-                write_atomically(path + METRICS_SUFFIX,
-                                 json.dumps(metrics, sort_keys=True).encode("utf-8"))
-            self._record(path, metrics)
+            self._commit(path, metrics)
+            committed.append(path)
+
+        def give_back():
+            if not committed:
+                _give_back(counter, count)
 
         try:
             if coordinator is not None:
@@ -298,42 +350,93 @@ class CheckpointManager:
                 from .distributed.saving import manager_save_hook
                 manager_save_hook(self, path, options, metrics)
             else:
-                self._checkpoint._write(
-                    path, options, on_done=on_durable, on_failed=lambda: _give_back(counter, count)
-                )
+                self._checkpoint._write(path, options, on_done=on_durable, on_failed=give_back)
         except BaseException:
-            _give_back(counter, count)
+            give_back()
             raise
         if step is not None:  # a failed save does not push the next one back
             self._last_checkpoint_step = step
         return path
 
+    def _commit(self, path: str, metrics) -> None:
+        """Writes path's metrics file, then records path (see _record). A
+        failure before the state file names path removes path's files."""
+        if metrics is not None:
+            try:
+                problem = write_atomically(
+                    path + METRICS_SUFFIX, json.dumps(metrics, sort_keys=True).encode("utf-8"))
+            except BaseException:
+                if path not in self._maybe_delete:
+                    self._delete_files(path)
+                raise
+            self._note(problem)
+        self._record(path, metrics)
+
     def _record(self, path: str, metrics) -> None:
+        """Makes path the latest checkpoint: sweeps the managed list, replaces
+        the state file (the commit point), then deletes what the sweep dropped
+        and writes the state file again without it. Raises only when the state
+        file still names the previous checkpoint; then the bookkeeping is as
+        it was and path's files are removed."""
         before = (dict(self._maybe_delete), dict(self._metrics), self._latest_checkpoint,
-                  self._last_preserved_timestamp)
+                  self._last_preserved_timestamp, dict(self._undeleted))
         self._maybe_delete.pop(path, None)
         self._maybe_delete[path] = _now()
         self._metrics[path] = metrics
         self._latest_checkpoint = path
-        doomed = self._sweep()
-        # The state file stops naming a checkpoint before its files go.
+        doomed = dict(self._undeleted)
+        doomed.update(self._sweep())
+        doomed.pop(path, None)
         try:
-            update_checkpoint_state(
-                self._directory, self._latest_checkpoint,
-                all_model_checkpoint_paths=list(self._maybe_delete),
-                all_model_checkpoint_timestamps=list(self._maybe_delete.values()),
-                last_preserved_timestamp=self._last_preserved_timestamp,
-            )
+            # Until their files are gone, the state file keeps listing them.
+            self._note(self._write_state(doomed))
         except BaseException:
-            # The state file (a disk full, say) still names the previous
-            # checkpoints: so does the manager, and an unrecorded new one goes.
-            (self._maybe_delete, self._metrics, self._latest_checkpoint,
-             self._last_preserved_timestamp) = before
-            if path not in before[0]:
-                self._delete_files(path)
-            raise
-        for old in doomed:
-            self._delete_files(old)
+            if self._state_names(path):
+                _log.warning("the state file of %s names %s although writing it failed; "
+                             "keeping it", self._directory, path)
+            else:
+                (self._maybe_delete, self._metrics, self._latest_checkpoint,
+                 self._last_preserved_timestamp, self._undeleted) = before
+                if path not in before[0]:
+                    self._delete_files(path)
+                raise
+        # Past the commit point: nothing below raises.
+        self._undeleted = {old: stamp for old, stamp in doomed.items()
+                           if not self._delete_files(old)}
+        if doomed:
+            try:
+                # Lost in a crash, this leaves the first one: not fsynced.
+                self._note(self._write_state(self._undeleted, sync_dir=False))
+            except (CheckpointError, OSError, ValueError) as e:
+                self._note(f"cannot rewrite the state file of {self._directory}: {e}")
+
+    def _write_state(self, also_listed: dict, sync_dir: bool = True):
+        """Replaces the state file: the managed checkpoints, after those in
+        also_listed (path -> timestamp). Returns a post-commit problem or None."""
+        listed = dict(also_listed)
+        listed.update(self._maybe_delete)
+        return _update_state(
+            self._directory, self._latest_checkpoint,
+            all_model_checkpoint_paths=list(listed),
+            all_model_checkpoint_timestamps=list(listed.values()),
+            last_preserved_timestamp=self._last_preserved_timestamp,
+            save_relative_paths=True,
+            sync_dir=sync_dir,
+        )
+
+    def _state_names(self, path: str) -> bool:
+        """Whether the state file on disk names path as the latest."""
+        try:
+            state = get_checkpoint_state(self._directory)
+        except Exception:  # noqa: BLE001 -- unreadable: it does not name path
+            return False
+        return state is not None and os.path.abspath(state.model_checkpoint_path) == \
+            os.path.abspath(path)
+
+    def _note(self, problem) -> None:
+        """Counts a failure after the commit point (already logged)."""
+        if problem:
+            self.cleanup_errors.append(str(problem))
 
     def _protected(self) -> set:
         """Paths kept whatever max_to_keep says: the best ones and every Nth."""
@@ -353,13 +456,13 @@ class CheckpointManager:
             keep.update(path for _, path in scored[: self._keep_best])
         return keep
 
-    def _sweep(self) -> list:
+    def _sweep(self) -> dict:
         """Drops checkpoints beyond max_to_keep from the managed list; returns
-        those whose files must go."""
+        those whose files must go (path -> timestamp)."""
         if not self._max_to_keep:
-            return []
+            return {}
         protected = self._protected()
-        doomed = []
+        doomed = {}
         candidates = [p for p in self._maybe_delete if p not in protected]
         excess = len(self._maybe_delete) - len(protected) - self._max_to_keep
         for path in candidates[:max(excess, 0)]:
@@ -369,21 +472,39 @@ class CheckpointManager:
             if hours and stamp - hours * 3600.0 >= self._last_preserved_timestamp:
                 self._last_preserved_timestamp = stamp
                 continue
-            doomed.append(path)
+            doomed[path] = stamp
         return doomed
 
-    def _delete_files(self, path: str) -> None:
-        directory = os.path.realpath(self._directory)
-        if os.path.dirname(os.path.realpath(path)) != directory:
-            _log.warning("not deleting %s: it is outside %s", path, self._directory)
-            return
-        files = [path + ".index", path + METRICS_SUFFIX]
-        files += glob.glob(glob.escape(path) + ".data-?????-of-?????")
+    def _delete_files(self, path: str) -> bool:
+        """Deletes a checkpoint's files (the index first, so it stops being a
+        checkpoint at once). Best effort: a failure is logged with the file,
+        counted in cleanup_errors, and False returned."""
+        try:
+            directory = os.path.realpath(self._directory)
+            if os.path.dirname(os.path.realpath(path)) != directory:
+                _log.warning("not deleting %s: it is outside %s", path, self._directory)
+                return True
+            files = [path + ".index", path + METRICS_SUFFIX]
+            files += glob.glob(glob.escape(path) + ".data-?????-of-?????")
+        except ValueError as e:  # a NUL byte from a hostile state file: never a file
+            self._deletion_failed(f"cannot delete checkpoint {path!r}: {e}")
+            return True  # nothing to retry: it leaves the list
+        except OSError as e:
+            return self._deletion_failed(f"cannot delete checkpoint {path}: {e}")
+        ok = True
         for name in files:
             try:
                 os.unlink(name)
             except FileNotFoundError:
                 pass
+            except (OSError, ValueError) as e:
+                ok = self._deletion_failed(f"cannot delete {name}: {e}")
+        return ok
+
+    def _deletion_failed(self, message: str) -> bool:
+        _log.error("%s", message)
+        self.cleanup_errors.append(message)
+        return False
 
     # ---- restoring -------------------------------------------------------------------
     def restore_or_initialize(self):

@@ -1,7 +1,9 @@
 """Reading checkpoints by key, with TensorFlow's names: ``load_checkpoint``,
 ``list_variables``, ``load_variable`` and ``CheckpointReader``.
 
-Works on any checkpoint TensorFlow or trackpoint wrote, without TensorFlow.
+Works on the checkpoints TensorFlow or trackpoint write (the V2 tensor
+bundle, object-based or name-based), and on TensorFlow's old single-file V1
+format (see BundleReader), without TensorFlow.
 
 Example::
 
@@ -14,13 +16,15 @@ Example::
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 import numpy as np
 
 from . import _core
+from ._paths import local_path
 from .bundle import BundleReader
-from .errors import DataLossError
+from .errors import DataLossError, NotFoundError, from_os_error
 from .management import latest_checkpoint
 
 __all__ = ["CheckpointReader", "load_checkpoint", "list_variables", "load_variable"]
@@ -42,8 +46,9 @@ class CheckpointReader:
     """
 
     def __init__(self, prefix, *, mmap: bool = False, mmap_min_bytes: int = 1 << 20):
-        self._bundle = BundleReader(prefix)
-        self._mmap = mmap and sys.byteorder == "little" and not self._bundle.big_endian
+        self._bundle = _open_bundle(local_path(prefix))
+        self._mmap = (mmap and sys.byteorder == "little" and not self._bundle.big_endian
+                      and self._bundle.format == "v2")
         self._mmap_min_bytes = mmap_min_bytes
 
     @property
@@ -72,8 +77,25 @@ class CheckpointReader:
         if entry.slices or entry.dtype.size == 0 or entry.size < max(self._mmap_min_bytes, 1):
             return None
         path = self._bundle.data_filename(entry.shard_id)
-        view = np.memmap(path, dtype=entry.dtype.as_numpy_dtype, mode="r",
-                         offset=entry.offset, shape=entry.shape)
+        itemsize = np.dtype(entry.dtype.as_numpy_dtype).itemsize
+        if int(np.prod(entry.shape, dtype=object)) * itemsize != entry.size:
+            raise DataLossError(f"tensor {name!r} in {self.prefix}: the index says {entry.size} "
+                                f"bytes for shape {list(entry.shape)} of {entry.dtype.name}")
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise DataLossError(f"cannot map tensor {name!r}: its data file {path} "
+                                        f"is not a regular file")
+                if entry.offset + entry.size > st.st_size:
+                    raise DataLossError(
+                        f"tensor {name!r} needs bytes [{entry.offset}, "
+                        f"{entry.offset + entry.size}) of {path}, which holds {st.st_size} "
+                        f"bytes (data file truncated)")
+                view = np.memmap(f, dtype=entry.dtype.as_numpy_dtype, mode="r",
+                                 offset=entry.offset, shape=entry.shape)
+        except OSError as e:
+            raise from_os_error(e, f"cannot map tensor {name!r} from {path}") from e
         if _core.crc32c(view.reshape(-1).view(np.uint8)) != _core.crc32c_unmask(entry.crc32c):
             raise DataLossError(f"checksum mismatch for tensor {name!r} in {path} "
                                 f"at offset {entry.offset} (data corrupted)")
@@ -91,12 +113,35 @@ class CheckpointReader:
         """Every key, sorted."""
         return self._bundle.keys()
 
+    def debug_string(self) -> bytes:
+        """One line ``b"<key> (<DT_TYPE>) [<dims>]\\n"`` per tensor, as
+        TensorFlow's ``debug_string()`` returns it (bytes, in key order).
+
+        Example::
+
+            >>> print(reader.debug_string().decode())
+            v0 (DT_FLOAT) [2,3]
+            v1 (DT_FLOAT) [3,2,1]
+        """
+        return self._bundle.debug_string()
+
     def __repr__(self) -> str:
         return f"CheckpointReader({self.prefix!r})"
 
 
+def _open_bundle(prefix: str):
+    try:
+        return BundleReader(prefix)
+    except NotFoundError as e:
+        # TensorFlow's words, which its tests and users match on.
+        raise NotFoundError(
+            f"Unsuccessful TensorSliceReader constructor: Failed to find any matching "
+            f"files for {prefix} ({e})"
+        ) from None
+
+
 def _resolve(ckpt_dir_or_file) -> str:
-    path = os.fspath(ckpt_dir_or_file)
+    path = local_path(ckpt_dir_or_file)
     if os.path.isdir(path):
         latest = latest_checkpoint(path)
         if latest is None:

@@ -21,15 +21,39 @@ Example::
 
 from __future__ import annotations
 
-from ._restore import NameBasedRestore, ObjectGraphRestore, reachable_objects
+from collections import deque
+
+from ._restore import NameBasedRestore, ObjectGraphRestore
 
 __all__ = ["CheckpointLoadStatus", "InitializationOnlyStatus", "NameBasedSaverStatus"]
 
 
-def _describe(objects) -> str:
-    shown = [repr(o) for o in objects[:10]]
-    more = f" and {len(objects) - 10} more" if len(objects) > 10 else ""
+def _describe(paths) -> str:
+    shown = list(paths[:10])
+    more = f" and {len(paths) - 10} more" if len(paths) > 10 else ""
     return ", ".join(shown) + more
+
+
+def _live_paths(root, include_slots: bool = True) -> list:
+    """(path, object) for every trackable reachable from root, root first,
+    each under its first breadth-first path ("model/layers/0/kernel"; the
+    root is "(root)", a slot "model/kernel's slot 'm'")."""
+    path_of = {id(root): "(root)"}
+    out = [("(root)", root)]
+    queue = deque(out)
+    while queue:
+        path, obj = queue.popleft()
+        prefix = "" if obj is root else path + "/"
+        nexts = [(prefix + name, child) for name, child in obj._trackable_children().items()]
+        if include_slots:
+            nexts += [(f"{path_of.get(id(original), '?')}'s slot {name!r}", slot)
+                      for name, original, slot in obj._slot_variables()]
+        for child_path, child in nexts:
+            if id(child) not in path_of:
+                path_of[id(child)] = child_path
+                out.append((child_path, child))
+                queue.append((child_path, child))
+    return out
 
 
 class _Status:
@@ -73,7 +97,8 @@ class CheckpointLoadStatus(_Status):
         if r.unused_attributes:
             raise AssertionError(
                 f"Unused attributes in {r.reader.prefix}: "
-                + ", ".join(f"{r.paths.get(n)}.{a}" for n, names in r.unused_attributes.items()
+                + ", ".join(f"{r.paths.get(n)}/.ATTRIBUTES/{a}"
+                            for n, names in r.unused_attributes.items()
                             for a in names)
             )
         return self
@@ -86,7 +111,7 @@ class CheckpointLoadStatus(_Status):
                 raise AssertionError(f"Object {r.paths.get(n)} not assigned a value from checkpoint.")
         bound = {id(o) for o in r.object_by_node.values()}
         unmatched = [
-            o for o in reachable_objects(self._root, include_slots=not r.skip_slot_variables)
+            path for path, o in _live_paths(self._root, include_slots=not r.skip_slot_variables)
             if id(o) not in bound and o._tensor_names()
         ]
         if unmatched:
@@ -134,11 +159,11 @@ class NameBasedSaverStatus(_Status):
     def assert_consumed(self) -> "NameBasedSaverStatus":
         """Fails if any object holding values was not restored by name."""
         r = self._restore
-        for obj in reachable_objects(self._root):
+        for path, obj in _live_paths(self._root):
             names = obj._tensor_names()
             if names and id(obj) not in r.restored and obj._checkpoint_full_name() != "save_counter":
                 raise AssertionError(
-                    f"Object {obj!r} ({obj._checkpoint_full_name() or 'unnamed'}) was not "
+                    f"Object {path} ({obj._checkpoint_full_name() or 'unnamed'}) was not "
                     f"restored: no key {obj._checkpoint_full_name()!r} in {r.reader.prefix}"
                 )
         return self

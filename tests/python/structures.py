@@ -52,7 +52,7 @@ class StringState(trackpoint.PythonState):
         return self.text
 
     def deserialize(self, text):
-        self.text = text
+        self.text = text.decode("utf-8")
 
 
 class Tensors(trackpoint.Trackable):

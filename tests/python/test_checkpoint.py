@@ -147,7 +147,7 @@ def test_unused_values_are_logged_unless_expect_partial(tmp_path, caplog):
         del status
         gc.collect()
     assert "were not restored" in caplog.text
-    assert "(root).model.layers.0.kernel" in caplog.text
+    assert "model/layers/0/kernel" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="trackpoint"):
         trackpoint.Checkpoint(model=trackpoint.AutoTrackable()).read(path).expect_partial()
@@ -608,3 +608,55 @@ def test_deferred_restorations_from_several_threads(tmp_path):
             t * 100 + i for i in range(50)]
     if os.path.isdir("/proc/self/fd"):
         assert _open_fds_on(path) == []
+
+
+def test_status_messages_name_object_paths(tmp_path):
+    path = trackpoint.Checkpoint(model=make_model()).write(tmp_path / "c")
+    model = make_model()
+    model.layers[1].extra = trackpoint.Variable(1.0)
+    status = trackpoint.Checkpoint(model=model).read(path)
+    with pytest.raises(AssertionError) as info:
+        status.assert_existing_objects_matched()
+    assert "model/layers/1/extra" in str(info.value)
+    assert "<trackpoint" not in str(info.value)
+
+    fewer = make_model()
+    del fewer.layers[1].bias
+    status = trackpoint.Checkpoint(model=fewer).read(path)
+    with pytest.raises(AssertionError) as info:
+        status.assert_consumed()
+    assert "model/layers/1/bias" in str(info.value)
+
+
+def test_unused_attribute_is_named_by_its_key(tmp_path, caplog):
+    import gc
+
+    class Two(trackpoint.Trackable):
+        def _serialize_to_tensors(self):
+            return {"a": np.zeros(1), "b": np.ones(1)}
+
+    class One(trackpoint.Trackable):
+        def _serialize_to_tensors(self):
+            return {"a": np.zeros(1)}
+
+    path = trackpoint.Checkpoint(t=Two()).write(tmp_path / "c")
+    status = trackpoint.Checkpoint(t=One()).read(path)
+    with pytest.raises(AssertionError, match="t/.ATTRIBUTES/b"):
+        status.assert_consumed()
+    with caplog.at_level(logging.WARNING, logger="trackpoint"):
+        del status
+        gc.collect()
+    assert "t/.ATTRIBUTES/b" in caplog.text
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_name_based_restore_of_a_v1_file_keeps_it_closed():
+    v1 = FIXTURES / "tf1_v1format" / "dtypes"
+    model = trackpoint.AutoTrackable()
+    model.a = trackpoint.Variable(np.zeros((2, 3), np.float32), name="float32")
+    status = trackpoint.Checkpoint(model=model).read(v1)
+    assert _open_fds_on(v1) == []
+    model.b = trackpoint.Variable(np.zeros((3, 2), np.int32), name="scope/nested")  # restored by name
+    assert _open_fds_on(v1) == []
+    assert model.b.numpy().any()
+    status.assert_consumed()

@@ -5,6 +5,8 @@ transpose; failures leave nothing behind."""
 import json
 import os
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -421,3 +423,98 @@ def test_torch_files_are_loaded_weights_only(tmp_path):
     torch.save(torch.zeros(2), tmp_path / "tensor.pt")
     with pytest.raises(errors.InvalidArgumentError, match="not a state_dict"):
         open_source(tmp_path / "tensor.pt")
+
+
+# ---- the model part of a checkpoint as a PyTorch state_dict (--root) -----------------------
+
+
+def _torch_model(torch):
+    return torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.ReLU(), torch.nn.Linear(4, 2)
+    )
+
+
+def test_tf_to_torch_with_root_gives_what_load_state_dict_takes_as_it_is(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = _torch_model(torch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(2):  # moves weights, slots and the batch norm statistics
+        optimizer.zero_grad()
+        model(torch.randn(8, 3)).square().sum().backward()
+        optimizer.step()
+    ckpt = trackpoint.Checkpoint(
+        model=model, optimizer=optimizer, config=trackpoint.JsonState({"epochs": 3})
+    )
+    path = ckpt.save(tmp_path / "run/ckpt")
+    out = tmp_path / "model.pt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "trackpoint", "convert", str(path), str(out)]
+        + ["--preset", "tf-to-torch", "--root", "model"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    state = torch.load(out, weights_only=True)
+    assert sorted(state) == sorted(model.state_dict())
+    fresh = _torch_model(torch)
+    result = fresh.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    for name, expected in model.state_dict().items():
+        got = fresh.state_dict()[name]
+        assert got.dtype == expected.dtype and torch.equal(got, expected), name
+    assert state["1.num_batches_tracked"].dtype == torch.int64
+
+
+def test_tf_to_torch_leaves_out_strings_and_python_state(tmp_path):
+    torch = pytest.importorskip("torch")
+    with BundleWriter(tmp_path / "ckpt") as w:
+        w.add("model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE", np.ones((2, 3), np.float32))
+        w.add("model/vocab/.ATTRIBUTES/VARIABLE_VALUE", np.array([b"a", b"b"], dtype=object))
+        w.add("model/config/.ATTRIBUTES/py_state", np.array(b'{"a": 1}', dtype=object))
+        w.add("model/rng/.ATTRIBUTES/VARIABLE_VALUE", np.array([1, 2], np.uint32))
+        w.add("model/rng/.ATTRIBUTES/PRNG_IMPL", np.array(b"threefry2x32", dtype=object))
+        w.add("step/.ATTRIBUTES/VARIABLE_VALUE", np.int64(7))
+    report = convert(tmp_path / "ckpt", tmp_path / "m.pt", preset="tf-to-torch", root="model")
+    assert sorted(k for _, k in report.written) == ["dense.weight", "rng"]
+    assert sorted(report.excluded) == [
+        "model/config/.ATTRIBUTES/py_state",
+        "model/rng/.ATTRIBUTES/PRNG_IMPL",
+        "model/vocab/.ATTRIBUTES/VARIABLE_VALUE",
+        "step/.ATTRIBUTES/VARIABLE_VALUE",
+    ]
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert state["dense.weight"].shape == (3, 2)  # transposed to PyTorch's layout
+    # Without a root the model's name stays; strings are still left out.
+    report = convert(tmp_path / "ckpt", tmp_path / "all.pt", preset="tf-to-torch")
+    assert sorted(k for _, k in report.written) == ["model.dense.weight", "model.rng", "step"]
+
+
+def test_root_rules():
+    rules = Rules.build(preset="tf-to-torch", root="model/")
+    assert rules.root == "model"
+    assert rules.rename("model/0/weight/.ATTRIBUTES/VARIABLE_VALUE") == "0.weight"
+    assert rules.excluded("model_ema/0/weight/.ATTRIBUTES/VARIABLE_VALUE")
+    assert rules.excluded("optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE")
+    assert not rules.excluded("model/0/weight/.ATTRIBUTES/VARIABLE_VALUE")
+    nested = Rules.build(root="model/encoder")
+    assert nested.rename("model/encoder/layer/kernel") == "layer/kernel"
+    assert nested.excluded("model/decoder/layer/kernel")
+    assert Rules.build().rename("model/x") == "model/x"
+    with pytest.raises(errors.InvalidArgumentError, match="names no object"):
+        Rules.build(root="/")
+
+
+def test_root_that_holds_no_key_is_an_error_naming_the_top_level_names(tmp_path):
+    with BundleWriter(tmp_path / "ckpt") as w:
+        w.add("model/w/.ATTRIBUTES/VARIABLE_VALUE", np.ones(2, np.float32))
+        w.add("optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE", np.int64(1))
+    with pytest.raises(errors.InvalidArgumentError, match=r"'modle'.*model, optimizer"):
+        convert(tmp_path / "ckpt", tmp_path / "m.npz", root="modle")
+    assert not (tmp_path / "m.npz").exists()
+    report = convert(tmp_path / "ckpt", tmp_path / "m.npz", root="model", dry_run=True)
+    assert [(p.source_key, p.key) for p in report.plan] == [
+        ("model/w/.ATTRIBUTES/VARIABLE_VALUE", "w/.ATTRIBUTES/VARIABLE_VALUE")
+    ]

@@ -174,6 +174,6 @@ def test_non_utf8_path_bytes_are_written_back_escaped(tmp_path):
     assert management._parse_state(written) == state
     (tmp_path / "checkpoint").write_text(text)
     latest = trackpoint.get_checkpoint_state(tmp_path).model_checkpoint_path
-    trackpoint.update_checkpoint_state(tmp_path, latest)
+    trackpoint.update_checkpoint_state(tmp_path, latest, save_relative_paths=True)
     assert (tmp_path / "checkpoint").read_text() == (
         'model_checkpoint_path: "\\202"\nall_model_checkpoint_paths: "\\202"\n')

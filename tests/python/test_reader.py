@@ -110,7 +110,7 @@ def test_missing_key_is_not_found():
     reader = trackpoint.load_checkpoint(FIXTURES / "worked_example" / "tv")
     assert not reader.has_tensor("nope")
     assert reader.has_tensor("v/.ATTRIBUTES/VARIABLE_VALUE")
-    with pytest.raises(errors.NotFoundError, match="'nope'"):
+    with pytest.raises(errors.NotFoundError, match="Key nope not found in checkpoint"):
         reader.get_tensor("nope")
 
 

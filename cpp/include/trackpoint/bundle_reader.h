@@ -88,6 +88,14 @@ class BundleReader {
 
   // Reads a string tensor: its elements in row-major order.
   Result<std::vector<std::string>> ReadStringTensor(std::string_view key) const;
+  // Reads a DT_VARIANT tensor: each element's serialized
+  // VariantTensorDataProto, in row-major order, every checksum verified.
+  Result<std::vector<std::string>> ReadVariantTensor(
+      std::string_view key) const;
+
+  // "<key> (DT_FLOAT) [2,3]\n" per entry, as TensorFlow's reader prints it
+  // (slice entries of partitioned tensors under their raw slice keys).
+  std::string DebugString() const;
 
   // Closes the data files opened by reads so far (the index stays in
   // memory); a later read opens them again. Lets a reader kept for later
@@ -117,6 +125,11 @@ class BundleReader {
   // the other byte order in place.
   Status VerifyAndConvert(const std::string& what, const BundleEntry& entry,
                           uint32_t actual, char* dst) const;
+  // The stored bytes of a non-partitioned tensor of dtype, extent checked.
+  Result<std::string> ReadWholePayload(std::string_view key,
+                                       const BundleEntry& entry,
+                                       DataType dtype,
+                                       const std::string& what) const;
   Status ReadSliced(std::string_view key, const BundleEntry& entry,
                     char* dst) const;
   std::string Describe(std::string_view key) const;

@@ -54,6 +54,10 @@ size_t DataTypeSize(DataType dtype);
 // nullptr for values outside the enum.
 const char* DataTypeName(DataType dtype);
 
+// The enum's own name ("DT_FLOAT", "DT_HALF", "DT_VARIANT", ...), as
+// TensorFlow prints it; "DT_INVALID" for values outside the enum.
+const char* DataTypeEnumName(DataType dtype);
+
 // True for values 1..33 except resource (20): the types a bundle can hold.
 bool IsStorableDataType(int32_t value);
 

@@ -6,6 +6,7 @@
 #include "bundle/slice_copy.h"
 #include "bundle/slice_key.h"
 #include "bundle/string_tensor.h"
+#include "bundle/variant_tensor.h"
 #include "proto/bundle_proto.h"
 #include "staging/pipeline.h"
 #include "table/table.h"
@@ -73,6 +74,16 @@ size_t SwapWidth(DataType dtype) {
       return 0;  // TensorFlow refuses these across byte orders too
     default: return DataTypeSize(dtype);
   }
+}
+
+// TensorShape::DebugString: "[2,3]", "[]" for a scalar.
+std::string ShapeDebugString(const TensorShape& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.dims.size(); ++i) {
+    if (i > 0) out += ",";
+    out += std::to_string(shape.dims[i]);
+  }
+  return out + "]";
 }
 
 }  // namespace
@@ -218,8 +229,9 @@ const BundleEntry* BundleReader::Find(std::string_view key) const {
 Result<const BundleEntry*> BundleReader::Lookup(std::string_view key) const {
   const BundleEntry* entry = Find(key);
   if (entry == nullptr) {
-    return NotFoundError("key '" + std::string(key) +
-                         "' not found in checkpoint " + prefix_);
+    // TensorFlow's words ("Key <key> not found in checkpoint"), and the file.
+    return NotFoundError("Key " + std::string(key) +
+                         " not found in checkpoint " + prefix_);
   }
   return entry;
 }
@@ -547,35 +559,72 @@ Status BundleReader::ReadTensors(const std::vector<TensorRead>& reads,
   return OkStatus();
 }
 
+Result<std::string> BundleReader::ReadWholePayload(
+    std::string_view key, const BundleEntry& entry, DataType dtype,
+    const std::string& what) const {
+  if (entry.dtype != dtype) {
+    return InvalidArgumentError(what + " in " + prefix_ + " is " +
+                                DataTypeName(entry.dtype) + ", not " +
+                                DataTypeName(dtype));
+  }
+  if (!entry.slices.empty()) {
+    return UnimplementedError(what + " in " + prefix_ + ": partitioned " +
+                              DataTypeName(dtype) +
+                              " tensors are not supported");
+  }
+  TP_ASSIGN_OR_RETURN(const RandomAccessFile* file, DataFile(entry.shard_id));
+  // Check the extent against the file before sizing a buffer by it.
+  if (static_cast<uint64_t>(entry.offset) > file->size() ||
+      static_cast<uint64_t>(entry.size) >
+          file->size() - static_cast<uint64_t>(entry.offset)) {
+    return DataLossError(what + ": extent past the end of " + file->name() +
+                         " (file truncated?)");
+  }
+  std::string payload(static_cast<size_t>(entry.size), '\0');
+  TP_RETURN_IF_ERROR(file->Read(static_cast<uint64_t>(entry.offset),
+                                payload.size(), payload.data()));
+  return payload;
+}
+
 Result<std::vector<std::string>> BundleReader::ReadStringTensor(
     std::string_view key) const {
   TP_ASSIGN_OR_RETURN(const BundleEntry* entry, Lookup(key));
   const std::string what = "tensor " + Describe(key);
-  if (entry->dtype != DataType::kString) {
-    return InvalidArgumentError(what + " in " + prefix_ + " is " +
-                                DataTypeName(entry->dtype) + ", not string");
-  }
-  if (!entry->slices.empty()) {
-    return UnimplementedError(what + " in " + prefix_ +
-                              ": partitioned string tensors are not supported");
-  }
+  TP_ASSIGN_OR_RETURN(std::string payload,
+                      ReadWholePayload(key, *entry, DataType::kString, what));
   int64_t num_elements = 0;
   TP_RETURN_IF_ERROR(ValidateShape(entry->shape, &num_elements));
-  TP_ASSIGN_OR_RETURN(const RandomAccessFile* file, DataFile(entry->shard_id));
-  // Check the extent against the file before sizing a buffer by it.
-  if (static_cast<uint64_t>(entry->offset) > file->size() ||
-      static_cast<uint64_t>(entry->size) >
-          file->size() - static_cast<uint64_t>(entry->offset)) {
-    return DataLossError(what + ": extent past the end of " + file->name() +
-                         " (file truncated?)");
-  }
-  std::string payload(static_cast<size_t>(entry->size), '\0');
-  TP_RETURN_IF_ERROR(file->Read(static_cast<uint64_t>(entry->offset),
-                                payload.size(), payload.data()));
   return DecodeStringTensor(
       payload, static_cast<uint64_t>(num_elements),
       crc32c::Unmask(entry->crc32c), header_.endianness == Endianness::kBig,
-      what + " in " + file->name());
+      what + " in " + DataFilename(prefix_, entry->shard_id, header_.num_shards));
+}
+
+Result<std::vector<std::string>> BundleReader::ReadVariantTensor(
+    std::string_view key) const {
+  TP_ASSIGN_OR_RETURN(const BundleEntry* entry, Lookup(key));
+  const std::string what = "tensor " + Describe(key);
+  TP_ASSIGN_OR_RETURN(std::string payload,
+                      ReadWholePayload(key, *entry, DataType::kVariant, what));
+  int64_t num_elements = 0;
+  TP_RETURN_IF_ERROR(ValidateShape(entry->shape, &num_elements));
+  return DecodeVariantTensor(
+      payload, static_cast<uint64_t>(num_elements),
+      crc32c::Unmask(entry->crc32c), header_.endianness == Endianness::kBig,
+      what + " in " + DataFilename(prefix_, entry->shard_id, header_.num_shards));
+}
+
+std::string BundleReader::DebugString() const {
+  // As TensorFlow's BundleReader::DebugString: every index entry in key
+  // order, the stored slices of a partitioned tensor under their own slice
+  // keys and shapes, its full entry left out.
+  std::string out;
+  for (const Entry& e : entries_) {
+    if (!e.second.slices.empty()) continue;
+    out += e.first + " (" + DataTypeEnumName(e.second.dtype) + ") " +
+           ShapeDebugString(e.second.shape) + "\n";
+  }
+  return out;
 }
 
 }  // namespace trackpoint

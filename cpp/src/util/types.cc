@@ -25,6 +25,23 @@ constexpr TypeInfo kTypes[] = {
 };
 constexpr int32_t kNumTypes = sizeof(kTypes) / sizeof(kTypes[0]);
 
+// types.proto's names, indexed by the enum value.
+constexpr const char* kEnumNames[] = {
+    "DT_INVALID",         "DT_FLOAT",         "DT_DOUBLE",
+    "DT_INT32",           "DT_UINT8",         "DT_INT16",
+    "DT_INT8",            "DT_STRING",        "DT_COMPLEX64",
+    "DT_INT64",           "DT_BOOL",          "DT_QINT8",
+    "DT_QUINT8",          "DT_QINT32",        "DT_BFLOAT16",
+    "DT_QINT16",          "DT_QUINT16",       "DT_UINT16",
+    "DT_COMPLEX128",      "DT_HALF",          "DT_RESOURCE",
+    "DT_VARIANT",         "DT_UINT32",        "DT_UINT64",
+    "DT_FLOAT8_E5M2",     "DT_FLOAT8_E4M3FN", "DT_FLOAT8_E4M3FNUZ",
+    "DT_FLOAT8_E4M3B11FNUZ", "DT_FLOAT8_E5M2FNUZ", "DT_INT4",
+    "DT_UINT4",           "DT_INT2",          "DT_UINT2",
+    "DT_FLOAT4_E2M1FN",
+};
+static_assert(sizeof(kEnumNames) / sizeof(kEnumNames[0]) == kNumTypes);
+
 }  // namespace
 
 size_t DataTypeSize(DataType dtype) {
@@ -35,6 +52,11 @@ size_t DataTypeSize(DataType dtype) {
 const char* DataTypeName(DataType dtype) {
   auto v = static_cast<int32_t>(dtype);
   return v > 0 && v < kNumTypes ? kTypes[v].name : nullptr;
+}
+
+const char* DataTypeEnumName(DataType dtype) {
+  auto v = static_cast<int32_t>(dtype);
+  return v > 0 && v < kNumTypes ? kEnumNames[v] : kEnumNames[0];
 }
 
 bool IsStorableDataType(int32_t value) {

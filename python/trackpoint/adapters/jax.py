@@ -22,11 +22,24 @@ Example::
 Structure: each pytree node is a checkpoint object whose children are named
 by the keys JAX gives them (``jax.tree_util`` key paths): dict keys, list and
 tuple positions ``"0"``, ``"1"``, ..., namedtuple and dataclass field names.
+So optax states (``opt_state/0/mu/w``: named tuples, ``EmptyState``, chains,
+``inject_hyperparams``), ``flax.struct.dataclass`` pytrees and flax ``nnx``
+states (``nnx.state(model)``, ``model/linear/kernel/value``; put the restored
+tree back with ``nnx.update(model, state.tree)``) keep their structure.
+
 Leaves that are arrays (JAX or numpy) or Python numbers are variables
 (``VARIABLE_VALUE``); other leaves (``None``, strings, ...) are kept as they
-are and not saved. A restored JAX leaf is placed with the sharding of the
-leaf it replaces; a numpy leaf becomes a new numpy array, a Python number a
-Python number of the same type.
+are and not saved. A typed PRNG key (``jax.random.key(0)``) saves its key
+data (``jax.random.key_data``, uint32) as ``VARIABLE_VALUE`` and its
+implementation's name (``"threefry2x32"``, ...) as a string ``PRNG_IMPL``
+next to it, and comes back as a typed key of that implementation; old-style
+uint32 keys (``jax.random.PRNGKey``) are plain arrays. A restored JAX leaf is
+placed like the leaf it replaces: with its sharding when that leaf is
+committed to devices, else uncommitted on the default device, and weakly
+typed if it was, so jitted functions reuse their compiled code. A numpy leaf becomes a new numpy array,
+a Python number a Python number of the same type.
+
+Errors name the leaf by its key path in the tree (``'0/mu/w'``).
 """
 
 from __future__ import annotations
@@ -36,10 +49,13 @@ import numbers
 import numpy as np
 
 from ..dtypes import as_dtype
+from ..errors import CheckpointError, InvalidArgumentError
 from ..trackable.base import Trackable
 from ..trackable.variable import VARIABLE_VALUE
 
-__all__ = ["PyTree"]
+__all__ = ["PRNG_IMPL", "PyTree"]
+
+PRNG_IMPL = "PRNG_IMPL"  # tensor name of a typed key's implementation name
 
 
 def _key_name(entry) -> str:
@@ -50,25 +66,68 @@ def _key_name(entry) -> str:
     return str(entry)
 
 
-def _build(value):
-    """The node for a pytree value: a _Leaf, a _Node, or None (not saved)."""
+def _path_text(path: tuple) -> str:
+    return "/".join(path) if path else "<root>"
+
+
+def _is_typed_key(value) -> bool:
+    import jax
+
+    return isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key)
+
+
+def _place_like(array, old):
+    """array as a JAX array like old: weakly typed if old is (a Python number
+    made into an array: it keeps its type promotion), on old's devices, with
+    its sharding when old is committed to them, else uncommitted on the
+    default device. So jitted functions see the same kind of argument and
+    reuse their compiled code."""
+    import jax
+
+    if getattr(old, "weak_type", False):
+        try:
+            from jax._src.lax.lax import _convert_element_type  # no public spelling
+        except ImportError:
+            pass
+        else:
+            array = _convert_element_type(array, old.dtype, weak_type=True)
+    if getattr(old, "committed", True):
+        return jax.device_put(array, old.sharding)
+    return jax.device_put(array)
+
+
+def _build(value, path: tuple = ()):
+    """The node for a pytree value at path (a tuple of names): a _Leaf,
+    _KeyLeaf or _Node, or None (not saved)."""
     import jax
 
     if isinstance(value, (jax.Array, np.ndarray, np.generic, numbers.Number)):
-        return _Leaf(value)
+        return _KeyLeaf(value, path) if _is_typed_key(value) else _Leaf(value, path)
     if value is None:
         return None
     flat, treedef = jax.tree_util.tree_flatten_with_path(value, is_leaf=lambda x: x is not value)
     if jax.tree_util.treedef_is_leaf(treedef):
         return None  # a leaf that holds no array: kept, not saved
-    return _Node(treedef, [(_key_name(path[-1]), child) for path, child in flat])
+    return _Node(treedef, [(_key_name(p[-1]), child) for p, child in flat], path)
 
 
 class _Leaf(Trackable):
     """One leaf, saved as a variable; a restore replaces it with a new value."""
 
-    def __init__(self, value):
+    def __init__(self, value, path: tuple = ()):
         self.value = value
+        self._self_path = path
+
+    def __repr__(self) -> str:
+        try:
+            dtype, shape = self._tensor_specs()[VARIABLE_VALUE]
+            spec = f"{dtype.name}[{','.join(map(str, shape))}]"
+        except CheckpointError:
+            spec = type(self.value).__name__
+        return f"<pytree leaf {_path_text(self._self_path)!r} {spec}>"
+
+    def _fail(self, what: str) -> InvalidArgumentError:
+        return InvalidArgumentError(f"pytree leaf {_path_text(self._self_path)!r}: {what}")
 
     def _array(self) -> np.ndarray:
         return np.asarray(self.value)
@@ -81,9 +140,13 @@ class _Leaf(Trackable):
 
     def _tensor_specs(self) -> dict:
         v = self.value
-        if hasattr(v, "dtype") and hasattr(v, "shape"):
-            return {VARIABLE_VALUE: (as_dtype(v.dtype), tuple(v.shape))}
-        return {VARIABLE_VALUE: (as_dtype(np.asarray(v).dtype), ())}
+        dtype, shape = (
+            (v.dtype, tuple(v.shape)) if hasattr(v, "shape") else (np.asarray(v).dtype, ())
+        )
+        try:
+            return {VARIABLE_VALUE: (as_dtype(dtype), shape)}
+        except InvalidArgumentError as e:
+            raise self._fail(f"cannot be checkpointed: {e}") from None
 
     def _restore_from_tensors(self, tensors: dict) -> None:
         import jax
@@ -91,7 +154,7 @@ class _Leaf(Trackable):
         array = tensors[VARIABLE_VALUE]
         old = self.value
         if isinstance(old, jax.Array):
-            self.value = jax.device_put(array, old.sharding)
+            self.value = _place_like(array, old)
         elif isinstance(old, (np.ndarray, np.generic)):
             self.value = array if isinstance(old, np.ndarray) else array[()]
         else:
@@ -101,16 +164,68 @@ class _Leaf(Trackable):
         return self.value
 
 
+class _KeyLeaf(_Leaf):
+    """A typed PRNG key array: its key data as the variable, its
+    implementation's name as a string beside it."""
+
+    def _impl(self) -> str:
+        import jax
+
+        return str(jax.random.key_impl(self.value))
+
+    def _array(self) -> np.ndarray:
+        import jax
+
+        return np.asarray(jax.random.key_data(self.value))
+
+    def _serialize_to_tensors(self) -> dict:
+        return {
+            VARIABLE_VALUE: self._array(),
+            PRNG_IMPL: np.array(self._impl().encode("utf-8"), dtype=object),
+        }
+
+    def _tensor_names(self) -> list:
+        return [VARIABLE_VALUE, PRNG_IMPL]
+
+    def _tensor_specs(self) -> dict:
+        import jax
+
+        shape = jax.random.key_data(self.value).shape
+        return {VARIABLE_VALUE: (as_dtype(np.uint32), tuple(shape))}
+
+    def _restore_from_tensors(self, tensors: dict) -> None:
+        import jax
+
+        impl = tensors[PRNG_IMPL]
+        impl = impl.reshape(-1)[0] if isinstance(impl, np.ndarray) else impl
+        impl = impl.decode("utf-8") if isinstance(impl, bytes) else str(impl)
+        if impl != self._impl():
+            raise self._fail(
+                f"the checkpoint holds a {impl!r} PRNG key, the tree a {self._impl()!r} key"
+            )
+        key = jax.random.wrap_key_data(tensors[VARIABLE_VALUE], impl=impl)
+        self.value = _place_like(key, self.value)
+
+
 class _Node(Trackable):
     """An inner pytree node; its children are named by their JAX keys."""
 
-    def __init__(self, treedef, entries):
+    def __init__(self, treedef, entries, path: tuple = ()):
         self._self_treedef = treedef
+        self._self_path = path
         names = [name for name, _ in entries]
         if len(set(names)) != len(names):
-            raise ValueError(f"cannot save a pytree node whose keys collide as strings: {names}")
+            raise InvalidArgumentError(
+                f"cannot save pytree node {_path_text(path)!r}: its keys collide as "
+                f"strings: {names}"
+            )
         # (name, node or None, original value)
-        self._self_entries = [(name, _build(child), child) for name, child in entries]
+        self._self_entries = [
+            (name, _build(child, (*path, name)), child) for name, child in entries
+        ]
+
+    def __repr__(self) -> str:
+        return f"<pytree node {_path_text(self._self_path)!r}>"
 
     def _trackable_children(self) -> dict:
         return {name: node for name, node, _ in self._self_entries if node is not None}

@@ -51,6 +51,11 @@ with ``model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))``)::
   state tensors), a tensor otherwise. Other per-parameter values (LBFGS's
   lists) cannot be saved and raise TypeError.
 
+- A **torch.Generator** (``torch.default_generator`` for the global CPU
+  RNG) is its ``get_state()``, a uint8 variable, set back with
+  ``set_state()`` at restore. LR schedulers and ``GradScaler`` are saved
+  through their ``state_dict()`` (:mod:`trackpoint.adapters.stateful`).
+
 Tensors have no TensorFlow global name here: ``_checkpoint_full_name()`` is
 "" (a qualified name would depend on which module was adapted first), so
 TF1 name-based restores do not match torch tensors.
@@ -79,7 +84,7 @@ from ..trackable.base import Trackable
 from ..trackable.python_state import PythonState
 from ..trackable.variable import VARIABLE_VALUE
 
-__all__ = ["Module", "Optimizer", "Tensor", "adapt"]
+__all__ = ["Generator", "Module", "Optimizer", "RNGTensor", "Tensor", "adapt"]
 
 
 def _torch():
@@ -237,7 +242,7 @@ def _copy_into(tensor, array) -> None:
 
 
 def adapt(obj):
-    """The trackable for a torch module, optimizer or tensor (the same one
+    """The trackable for a torch module, optimizer, tensor or generator (the same one
     each time for the same object); other values are returned unchanged.
 
     Example::
@@ -253,6 +258,8 @@ def adapt(obj):
         return cached_adapter(obj, Optimizer)
     if isinstance(obj, torch.Tensor):
         return cached_adapter(obj, Tensor)
+    if isinstance(obj, torch.Generator):
+        return cached_adapter(obj, Generator)
     return obj
 
 
@@ -568,3 +575,59 @@ class Optimizer(Trackable):
         if self._group_of(param) is None:
             return None
         return self._slot(param, slot_name)
+
+
+# ---- random number generators ------------------------------------------------------------
+class RNGTensor(Trackable):
+    """An RNG whose state is a uint8 tensor, read by ``get_state()`` when a
+    save takes its snapshot and given back by ``set_state(tensor)`` at
+    restore; saved as a variable (``VARIABLE_VALUE``, uint8[n]).
+
+    Example (what RNGState does for CUDA device 0)::
+
+        RNGTensor("cuda:0", lambda: torch.cuda.get_rng_state(0),
+                  lambda state: torch.cuda.set_rng_state(state, 0))
+    """
+
+    def __init__(self, wrapped, get_state, set_state):
+        self._self_wrapped = wrapped
+        self._self_get_state = get_state
+        self._self_set_state = set_state
+
+    def _wrapped(self):
+        return self._self_wrapped
+
+    def __repr__(self) -> str:
+        return f"<trackpoint torch RNG state of {self._self_wrapped!r}>"
+
+    def _serialize_to_tensors(self) -> dict:
+        return {VARIABLE_VALUE: _to_numpy(self._self_get_state())}
+
+    def _tensor_names(self) -> list:
+        return [VARIABLE_VALUE]
+
+    def _tensor_specs(self) -> dict:
+        return {VARIABLE_VALUE: _spec(self._self_get_state())}
+
+    def _restore_from_tensors(self, tensors: dict) -> None:
+        array = np.array(tensors[VARIABLE_VALUE], dtype=np.uint8, order="C", copy=True)
+        self._self_set_state(_torch().from_numpy(array))
+
+
+class Generator(RNGTensor):
+    """A ``torch.Generator`` (CPU or CUDA): its ``get_state()``, set back with
+    ``set_state()`` at restore.
+
+    Example::
+
+        g = torch.Generator().manual_seed(0)
+        ckpt = trackpoint.Checkpoint(data_rng=g)   # data_rng/.ATTRIBUTES/VARIABLE_VALUE, uint8
+        ckpt = trackpoint.Checkpoint(rng=torch.default_generator)   # the global CPU RNG
+
+    (``torch.get_rng_state()`` is a copy of the state, a plain tensor: saving
+    it saves that copy and restoring it writes into that copy, never into the
+    RNG. Save the generator, or ``trackpoint.RNGState()``.)
+    """
+
+    def __init__(self, generator):
+        super().__init__(generator, generator.get_state, generator.set_state)

@@ -57,11 +57,13 @@ def _check_graph(source, value) -> list:
         return [(OBJECT_GRAPH_KEY, f"cannot parse the object graph: {e}")]
     bad = []
     for i, node in enumerate(nodes):
+        siblings = [key for _, _, key in node["attributes"]]
         for name, _, key in node["attributes"]:
-            if key not in source:
+            # A legacy saveable name ("table") is stored under suffixed keys.
+            if not source.reader.stored_keys(key, siblings):
                 message = (
                     f"node {i} attribute {name!r} names key {key!r}, which the "
-                    "checkpoint does not hold"
+                    "checkpoint does not hold (nor any key extending it)"
                 )
                 bad.append((OBJECT_GRAPH_KEY, message))
     return bad

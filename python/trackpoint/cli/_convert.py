@@ -18,8 +18,10 @@ def add_convert(subparsers) -> None:
         ".pt/.pth/.bin; anything else is a TensorFlow checkpoint prefix) unless --from/--to "
         "say otherwise. Rules apply in this order: --exclude (source keys), --map (each kept "
         "key, in order), --transpose (source keys); a --preset's rules come before yours.",
-        epilog="Example, TF weights into a PyTorch model: trackpoint convert run/ckpt-7 "
-        "model.pt --preset tf-to-torch --exclude '^optimizer/'",
+        epilog="Examples: TF weights into a PyTorch model: trackpoint convert run/ckpt-7 "
+        "model.pt --preset tf-to-torch --exclude '^optimizer/'. The model of a "
+        "Checkpoint(model=..., optimizer=...) as a state_dict that load_state_dict takes "
+        "as it is: trackpoint convert run/ckpt-7 model.pt --preset tf-to-torch --root model",
     )
     p.add_argument("src", help="what to read: a checkpoint prefix or directory, or a file")
     p.add_argument("dst", help="what to write: a checkpoint prefix, or a file")
@@ -57,10 +59,18 @@ def add_convert(subparsers) -> None:
     p.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        help="a named rule set; tf-to-torch: drops the object graph, optimizer slots "
-        "and save_counter, strips /.ATTRIBUTES/VARIABLE_VALUE, '/' -> '.', "
+        help="a named rule set; tf-to-torch: drops the object graph, optimizer slots, "
+        "save_counter, string tensors and attributes other than VARIABLE_VALUE (py_state "
+        "JSON, ...), strips /.ATTRIBUTES/VARIABLE_VALUE, '/' -> '.', "
         "kernel/embeddings/gamma -> weight, beta -> bias, moving_mean/variance -> "
         "running_mean/var, transposes kernels",
+    )
+    p.add_argument(
+        "--root",
+        metavar="NAME",
+        help="keep only the keys under this object (e.g. model, or model/encoder) and "
+        "strip it from their names, before the --map rules: model/0/weight/... -> "
+        "0/weight/... (0.weight with --preset tf-to-torch)",
     )
     p.add_argument(
         "--skip-unsupported",
@@ -85,6 +95,7 @@ def run_convert(args) -> int:
             exclude=args.exclude,
             transpose=args.transpose,
             preset=args.preset,
+            root=args.root,
             skip_unsupported=args.skip_unsupported,
             overwrite=args.overwrite,
             dry_run=args.dry_run,

@@ -17,6 +17,10 @@ Example::
                      exclude=[r"^optimizer/"])
     print(report.written)          # [(source key, written key), ...]
 
+    # The model of a trackpoint.Checkpoint(model=..., optimizer=...), as a
+    # state_dict that model.load_state_dict() takes as it is ("0.weight", ...):
+    convert("/runs/torch/ckpt-7", "/tmp/model.pt", preset="tf-to-torch", root="model")
+
     convert("/tmp/model.safetensors", "/tmp/ckpt/weights")   # to a TF checkpoint
 """
 
@@ -63,9 +67,14 @@ __all__ = [
 ]
 
 # Named rule sets: --preset NAME. Patterns match the source key (exclude,
-# transpose) or the key as rewritten so far (map, applied in order).
+# transpose) or the key as rewritten so far (map, applied in order);
+# exclude_dtypes leaves out every tensor of those types.
 PRESETS = {
-    # TensorFlow / Keras variable names to PyTorch state_dict names.
+    # TensorFlow / Keras variable names to PyTorch state_dict names. Leaves out
+    # what is not model weights: the object graph, optimizer slots, the save
+    # counter, attributes other than a variable's value (py_state: JSON and
+    # other Python state, a PRNG key's implementation name, ...) and string
+    # tensors.
     "tf-to-torch": {
         "exclude": [
             rf"^{OBJECT_GRAPH_KEY}$",
@@ -73,6 +82,7 @@ PRESETS = {
             r"^save_counter/",
             r"/\.ATTRIBUTES/(?!VARIABLE_VALUE$)",
         ],
+        "exclude_dtypes": ["string"],
         "map": [
             r"/\.ATTRIBUTES/VARIABLE_VALUE$=",
             r"/=.",
@@ -148,6 +158,8 @@ class Rules:
     exclude: list = dataclasses.field(default_factory=list)  # [re.Pattern]
     map: list = dataclasses.field(default_factory=list)  # [(re.Pattern, str)]
     transpose: list = dataclasses.field(default_factory=list)  # [(re.Pattern, axes | None)]
+    exclude_dtypes: set = dataclasses.field(default_factory=set)  # {dtype name}
+    root: str | None = None  # keep only keys under this object path, without it
 
     @classmethod
     def build(
@@ -157,8 +169,16 @@ class Rules:
         exclude: Iterable[str] = (),
         transpose: Iterable[str] = (),
         preset: str | None = None,
+        root: str | None = None,
     ) -> Rules:
-        """Rules from command-line style strings; a preset's rules come first."""
+        """Rules from command-line style strings; a preset's rules come first.
+
+        Example::
+
+            >>> rules = Rules.build(preset="tf-to-torch", root="model")
+            >>> rules.rename("model/0/weight/.ATTRIBUTES/VARIABLE_VALUE")
+            '0.weight'
+        """
         rules = cls()
         if preset is not None:
             if preset not in PRESETS:
@@ -171,15 +191,27 @@ class Rules:
                 [*p["exclude"], *exclude],
                 [*p["transpose"], *transpose],
             )
+            rules.exclude_dtypes = set(p.get("exclude_dtypes", ()))
         rules.exclude = [_compile(e, "--exclude") for e in exclude]
         rules.map = [parse_map(m) for m in map]
         rules.transpose = [parse_transpose(t) for t in transpose]
+        if root is not None:
+            rules.root = root.strip("/")
+            if not rules.root:
+                raise InvalidArgumentError(f"--root {root!r} names no object")
         return rules
 
+    def under_root(self, key: str) -> bool:
+        """Whether key lies under the root object (always, without a root)."""
+        return self.root is None or key.startswith(self.root + "/")
+
     def excluded(self, key: str) -> bool:
-        return any(p.search(key) for p in self.exclude)
+        return not self.under_root(key) or any(p.search(key) for p in self.exclude)
 
     def rename(self, key: str) -> str:
+        """key without the root's path, then rewritten by each map rule in order."""
+        if self.root is not None and self.under_root(key):
+            key = key[len(self.root) + 1 :]
         for pattern, replacement in self.map:
             key = pattern.sub(replacement, key)
         return key
@@ -229,6 +261,8 @@ def plan(
     """Works out what a conversion does, without writing anything."""
     report = ConversionReport(source.path, source.format, "", dst_format)
     keys = source.keys()
+    if rules.root is not None and not any(rules.under_root(key) for key in keys):
+        _no_key_under_root(source, rules.root, keys)
     renamed_any = False
     targets: dict = {}
     for key in keys:
@@ -241,6 +275,9 @@ def plan(
             )
             continue
         spec = source.spec(key)
+        if spec.dtype.name in rules.exclude_dtypes:
+            report.excluded.append(key)
+            continue
         if not sink_supports(dst_format, spec.dtype):
             if not skip_unsupported:
                 raise InvalidArgumentError(
@@ -272,6 +309,14 @@ def plan(
     return report
 
 
+def _no_key_under_root(source: Source, root: str, keys) -> None:
+    tops = sorted({key.split("/")[0] for key in keys if key != OBJECT_GRAPH_KEY})
+    raise InvalidArgumentError(
+        f"--root {root!r}: no key of {source.path} is under it (its top-level names: "
+        f"{', '.join(tops) or 'none'})"
+    )
+
+
 def convert(
     src,
     dst,
@@ -282,6 +327,7 @@ def convert(
     exclude: Iterable[str] = (),
     transpose: Iterable[str] = (),
     preset: str | None = None,
+    root: str | None = None,
     skip_unsupported: bool = False,
     overwrite: bool = False,
     dry_run: bool = False,
@@ -300,14 +346,17 @@ def convert(
     each kept key with ``re.sub``, in order; ``transpose`` entries
     ``"PATTERN"`` or ``"PATTERN=AXES"`` permute the tensors whose source key
     matches (default axes: :func:`torch_layout_axes`). ``preset`` adds a named
-    rule set from :data:`PRESETS` before them.
+    rule set from :data:`PRESETS` before them. ``root`` (an object path such
+    as ``"model"``) keeps only the keys under it and strips it before the map
+    rules: ``model/0/weight/...`` becomes ``0/weight/...`` (``0.weight`` with
+    the tf-to-torch preset).
 
     ``progress(done, total)`` is called after each tensor with the bytes
     written so far and the bytes to write. The
     destination appears only once complete; on error nothing is left behind.
     Raises AlreadyExistsError when ``dst`` exists and not ``overwrite``.
     """
-    rules = Rules.build(map=map, exclude=exclude, transpose=transpose, preset=preset)
+    rules = Rules.build(map=map, exclude=exclude, transpose=transpose, preset=preset, root=root)
     dst = str(dst)
     dst_fmt = normalize_format(dst_format) if dst_format else detect_format(dst, reading=False)
     with open_source(src, src_format) as source:

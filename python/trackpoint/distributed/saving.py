@@ -409,7 +409,8 @@ def save(
             path,
             coordinator,
             replicated=replicated,
-            on_commit=lambda p: update_checkpoint_state(os.path.dirname(p), p, [p]),
+            on_commit=lambda p: update_checkpoint_state(os.path.dirname(p), p, [p],
+                                                    save_relative_paths=True),
         )
     except BaseException:
         counter.assign(number - 1)

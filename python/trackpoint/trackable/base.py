@@ -94,6 +94,13 @@ class Trackable:
         """Names of the tensors ``_serialize_to_tensors`` returns (without computing them)."""
         return list(self._serialize_to_tensors())
 
+    def _restore_tensor_names(self, saved: list) -> list:
+        """The tensors a restore should hand to ``_restore_from_tensors``,
+        given the names the checkpoint holds for this object. By default
+        ``_tensor_names()``; an object whose set of tensors depends on its
+        saved state (``adapters.stateful``) takes what was saved."""
+        return self._tensor_names()
+
     def _restore_buffers(self) -> dict:
         """name -> a writable, C-contiguous numpy array a restore may read the
         tensor straight into (the live memory), when dtype and shape match;

