@@ -15,10 +15,12 @@ from .manager import CheckpointManager
 from .management import CheckpointState, checkpoints_iterator, get_checkpoint_state
 from .management import latest_checkpoint
 from .management import update_checkpoint_state
+from .moving_averages import ExponentialMovingAverage
 from .reader import CheckpointReader, list_variables, load_checkpoint, load_variable
 from .rng import RNGState
 from .status import CheckpointLoadStatus, InitializationOnlyStatus, NameBasedSaverStatus
 from .trackable import AutoTrackable, JsonState, NoDependency, PythonState, Trackable, Variable
+from .views import CheckpointView, TrackableView
 
 __version__ = "0.1.0"
 
@@ -28,6 +30,8 @@ __all__ = [
     "CheckpointLoadStatus",
     "CheckpointManager",
     "CheckpointOptions",
+    "CheckpointView",
+    "ExponentialMovingAverage",
     "InitializationOnlyStatus",
     "JsonState",
     "NameBasedSaverStatus",
@@ -35,6 +39,7 @@ __all__ = [
     "PythonState",
     "RNGState",
     "Trackable",
+    "TrackableView",
     "Variable",
     "update_checkpoint_state",
     "CheckpointError",

@@ -45,7 +45,9 @@ class CheckpointOptions:
     snapshot of every value is taken (a host copy into staging buffers reused
     across saves: the state's size in extra memory) and write in the
     background; see :meth:`Checkpoint.sync`. ``experimental_sharding_callback``
-    is accepted and ignored: bundles are written as one data file.
+    (a :class:`trackpoint.experimental.ShardingCallback`, e.g.
+    ``MaxShardSizePolicy``) spreads the tensors over several data files, as
+    TensorFlow does; without one, a checkpoint has one data file.
     ``experimental_coordinator`` (a :class:`trackpoint.distributed.Coordinator`)
     makes save/write/restore/read multi-process: see :mod:`trackpoint.distributed`.
     """
@@ -72,6 +74,16 @@ def _run_write_callbacks(options: CheckpointOptions | None, path: str) -> None:
         except (TypeError, ValueError):
             takes_path = True
         callback(path) if takes_path else callback()
+
+
+def _write_snapshot(items: list, path: str, options: CheckpointOptions | None) -> None:
+    callback = options.experimental_sharding_callback if options else None
+    if callback is None:
+        write_items(items, path)
+    else:
+        from .experimental import write_sharded
+
+        write_sharded(items, path, callback)
 
 
 def _give_back(counter: Variable, number: int) -> None:
@@ -289,7 +301,7 @@ class Checkpoint(AutoTrackable):
             items = snapshot(root, writer.pool)
 
             def finish():
-                write_items(items, path)
+                _write_snapshot(items, path, options)
                 if on_done is not None:
                     on_done()
                 _run_write_callbacks(options, path)
@@ -297,7 +309,7 @@ class Checkpoint(AutoTrackable):
             writer.submit(finish, on_failed)
             return
         self.sync()
-        write_items(snapshot(root), path)
+        _write_snapshot(snapshot(root), path, options)
         if on_done is not None:
             on_done()
         _run_write_callbacks(options, path)

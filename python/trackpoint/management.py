@@ -333,9 +333,19 @@ def sync_directory(directory: str) -> None:
     try:
         os.fsync(fd)
     except OSError as e:
+        _close_quietly(fd)  # the fsync's error is the one to report
         raise from_os_error(e, f"cannot fsync directory {directory}") from e
-    finally:
+    try:
         os.close(fd)
+    except OSError as e:
+        raise from_os_error(e, f"cannot close directory {directory} after fsyncing it") from e
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def sync_directory_after_commit(directory: str) -> str | None:

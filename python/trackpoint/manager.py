@@ -220,8 +220,10 @@ class CheckpointManager:
             return None
 
     def _remove_interrupted_saves(self) -> None:
-        """Deletes what a killed save of this manager's checkpoints left behind:
-        temporary files, and data files whose index never appeared."""
+        """Deletes what a killed save or deletion of this manager's
+        checkpoints left behind: temporary files, data files whose index
+        never appeared, and unlisted indexes or metrics files whose
+        checkpoint lost its data files."""
         pattern = re.compile(
             re.escape(self._checkpoint_name)
             + r"-\d+(\.index|\.data-\d{5,}-of-\d{5,}|" + re.escape(METRICS_SUFFIX) + r")"
@@ -234,11 +236,20 @@ class CheckpointManager:
         except OSError as e:
             raise from_os_error(e, f"cannot list checkpoint directory {self._directory}") from e
         present = set(names)
+        listed = self._listed_names()
         for name in names:
             m = pattern.fullmatch(name)
             temporary = bool(m and m.group(2)) or bool(state_temp.fullmatch(name))
             orphan = bool(m and not m.group(2) and m.group(1).startswith(".data-") and
                           name[: name.index(".data-")] + ".index" not in present)
+            # An index or metrics file of a checkpoint without any data
+            # file: the remains of a deletion a crash interrupted
+            # (unlinks need not become durable in order). Only for
+            # checkpoints the state file does not list.
+            if m and not m.group(2) and m.group(1) in (".index", METRICS_SUFFIX):
+                stem = name[: -len(m.group(1))]
+                orphan = (listed is not None and stem not in listed
+                          and not any(n.startswith(stem + ".data-") for n in present))
             if temporary or orphan:
                 try:
                     os.unlink(os.path.join(self._directory, name))
@@ -248,6 +259,18 @@ class CheckpointManager:
                 except OSError as e:  # a read-only directory can still be restored from
                     _log.warning("cannot remove %s left by an interrupted save: %s",
                                  os.path.join(self._directory, name), e)
+
+    def _listed_names(self) -> set | None:
+        """Base names of the checkpoints the state file lists; None when it
+        cannot be read (then nothing listed may be taken for unlisted)."""
+        try:
+            state = read_checkpoint_state(self._directory)
+        except (OSError, CheckpointError):
+            return None
+        if state is None:
+            return set()
+        paths = list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]
+        return {os.path.basename(p) for p in paths if p}
 
     # ---- properties ------------------------------------------------------------------
     @property

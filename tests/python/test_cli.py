@@ -438,3 +438,78 @@ def test_convert_errors(tmp_path):
     assert_user_error(run("convert", tmp_path / "missing", tmp_path / "x"), "missing")
     assert_user_error(run("convert", TV, tmp_path), "is a directory")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
+
+
+# ---- verify: an overwrite interrupted by a crash ------------------------------------------
+
+
+def _write_values(prefix, k):
+    with BundleWriter(prefix) as w:
+        w.add("x", np.full(1000, k, np.int32))
+
+
+def test_verify_reports_an_interrupted_overwrite(tmp_path):
+    # What a crash in the middle of an overwrite leaves: the old index gone,
+    # the new index complete under its temporary name, one data file still old
+    # (the new one beside it, not yet renamed).
+    prefix = tmp_path / "p"
+    _write_values(prefix, 1)
+    old_data = (tmp_path / "p.data-00000-of-00001").read_bytes()
+    _write_values(prefix, 2)
+    (tmp_path / "p.index").rename(tmp_path / "p.index.tempstate42")
+    (tmp_path / "p.data-00000-of-00001").rename(tmp_path / "p.data-00000-of-00001.tempstate7")
+    (tmp_path / "p.data-00000-of-00001").write_bytes(old_data)
+    proc = run("verify", prefix)
+    assert proc.returncode == 1, proc
+    assert proc.stdout.startswith(f"BAD (index): interrupted overwrite of {prefix}: ")
+    for name in ("p.index.tempstate42", "p.data-00000-of-00001.tempstate7"):
+        assert name in proc.stdout
+    # From the directory, through the state file naming the prefix, and as JSON.
+    trackpoint.update_checkpoint_state(tmp_path, str(prefix))
+    out = json.loads(run("verify", tmp_path, "--json").stdout)
+    assert out["ok"] is False and out["path"] == str(prefix)
+    assert "interrupted overwrite" in out["errors"][0]["error"]
+    # Doing what it says (data files first, then the index) completes the new one.
+    (tmp_path / "p.data-00000-of-00001.tempstate7").rename(tmp_path / "p.data-00000-of-00001")
+    proc = run("verify", prefix)
+    assert "every data file is already the new one" in proc.stdout
+    (tmp_path / "p.index.tempstate42").rename(tmp_path / "p.index")
+    proc = run("verify", prefix)
+    assert proc.returncode == 0 and proc.stdout.startswith("OK: 1 tensors"), proc
+    assert (trackpoint.bundle.BundleReader(prefix).read("x") == 2).all()
+
+
+def test_verify_of_a_missing_prefix_without_temporary_files_is_a_user_error(tmp_path):
+    (tmp_path / "q.index.tempstate1").write_bytes(b"")  # another prefix's
+    assert_user_error(run("verify", tmp_path / "p"), "p.index")
+
+
+def test_verify_names_the_parts_of_an_interrupted_merge(tmp_path):
+    # A multi-process save over p stopped before its parts' data files moved.
+    _write_values(tmp_path / "p", 2)
+    (tmp_path / "p.index").rename(tmp_path / "p.index.tempstate5")
+    (tmp_path / "p_temp").mkdir()
+    (tmp_path / "p.data-00000-of-00001").rename(
+        tmp_path / "p_temp/part-00000-of-00001.data-00000-of-00001"
+    )
+    proc = run("verify", tmp_path / "p")
+    assert proc.returncode == 1, proc
+    assert "interrupted overwrite" in proc.stdout and "p.index.tempstate5" in proc.stdout
+    assert f"still in {tmp_path / 'p_temp'} (part-00000-of-00001.data-00000-of-00001)" in (
+        proc.stdout
+    )
+
+
+def test_inspect_and_convert_recognise_a_v1_checkpoint_without_from(tmp_path):
+    """A TF1 V1-format checkpoint is one file with no extension: its table
+    footer names it a TF checkpoint, as --from tf would."""
+    v1 = FIXTURES / "tf1_v1format" / "ckpt_for_debug_string"
+    proc = run("inspect", v1, "--json")
+    assert proc.returncode == 0, proc.stderr
+    listed = {t["key"]: t["shape"] for t in json.loads(proc.stdout)["tensors"]}
+    assert listed == {"v0": [2, 3], "v1": [3, 2, 1]}
+    out = tmp_path / "v1.npz"
+    proc = run("convert", v1, out)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(out) as npz:
+        np.testing.assert_array_equal(npz["v1"], np.arange(1, 7, dtype=np.float32).reshape(3, 2, 1))

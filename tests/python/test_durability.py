@@ -533,3 +533,27 @@ def test_3_unreadable_state_file_fails_a_new_manager_instead_of_starting_over(
     # TensorFlow's reader function logs and reads it as no state.
     assert trackpoint.get_checkpoint_state(tmp_path) is None
     assert "Input/output error" in caplog.text
+
+
+def test_a_new_manager_removes_what_an_interrupted_deletion_left(tmp_path):
+    """A crash while deleting an old checkpoint may make the unlink of its
+    data file durable but not that of its index or metrics file: a new
+    manager removes such remains of checkpoints the state file no longer
+    lists, and nothing of the ones it lists."""
+    ckpt = trackpoint.Checkpoint(v=trackpoint.Variable(1.0))
+    manager = trackpoint.CheckpointManager(ckpt, str(tmp_path), max_to_keep=3)
+    for _ in range(3):
+        manager.save()
+    manager.close()
+    # ckpt-1: deleted but for its index and a metrics file; ckpt-3: listed, data lost.
+    trackpoint.update_checkpoint_state(str(tmp_path), "ckpt-3", ["ckpt-2", "ckpt-3"])
+    for name in os.listdir(tmp_path):
+        if name.startswith(("ckpt-1.data-", "ckpt-3.data-")):
+            os.unlink(tmp_path / name)
+    (tmp_path / "ckpt-1.metrics.json").write_text("{}")
+    (tmp_path / "ckpt-9.metrics.json").write_text("{}")  # unlisted, no checkpoint
+    trackpoint.CheckpointManager(ckpt, str(tmp_path), max_to_keep=3).close()
+    names = sorted(os.listdir(tmp_path))
+    assert not any(n.startswith(("ckpt-1.", "ckpt-9.")) for n in names), names
+    assert "ckpt-3.index" in names  # listed: left for the reader to report
+    assert any(n.startswith("ckpt-2.data-") for n in names) and "ckpt-2.index" in names

@@ -338,24 +338,45 @@ Status BundleWriter::Finish() {
     if (status_.ok()) status_ = closed;
   }
   if (status_.ok()) status_ = WriteIndex();
-  // Then the files are moved into place. Overwriting an existing bundle: its
-  // index goes first, so no reader ever pairs the old index with new data
-  // files. A failure from here on leaves no index at the prefix.
+  // Then the files are moved into place, each step made durable before the
+  // next (with sync), so that a crash leaves one of these states:
+  //   1. the old bundle (if any), untouched, plus the new files under
+  //      temporary names;
+  //   2. only when a new data file takes the name of an existing one (an
+  //      overwrite with the same number of shards): no P.index; each data
+  //      file the old or the new one; the new index, complete and durable,
+  //      at P.index.tempstate<N> (`trackpoint verify P` reports this
+  //      "interrupted overwrite");
+  //   3. the new bundle.
+  // An old index goes before any data file it names is replaced, so no
+  // reader ever pairs it with new data files; the new index comes last,
+  // after the data renames are durable, so no reader pairs it with old ones.
+  // The format names data files by prefix and shard count alone, so such an
+  // overwrite cannot avoid state 2; otherwise the new index replaces the old
+  // one in one rename.
+  const std::string dir = Dirname(prefix_);
   const std::string index_name = IndexFilename(prefix_);
-  if (status_.ok() && FileExists(index_name)) {
-    status_ = DeleteFile(index_name);
-    if (status_.ok() && options_.sync) status_ = SyncDir(Dirname(prefix_));
+  bool replaces_data = false;
+  for (const Shard& shard : shards_) {
+    replaces_data = replaces_data || FileExists(shard.final_name);
+  }
+  if (status_.ok() && replaces_data && FileExists(index_name)) {
+    // The new files' names are durable before the old index goes.
+    if (options_.sync) status_ = SyncDir(dir);
+    if (status_.ok()) status_ = DeleteFile(index_name);
+    if (status_.ok() && options_.sync) status_ = SyncDir(dir);
   }
   for (Shard& shard : shards_) {
     if (!status_.ok()) break;
     status_ = RenameFile(shard.temp_name, shard.final_name);
     if (status_.ok()) shard.temp_name = shard.final_name;
   }
+  if (status_.ok() && options_.sync) status_ = SyncDir(dir);
   if (status_.ok()) {
     status_ = RenameFile(index_temp_name_, index_name);
     if (status_.ok()) index_temp_name_ = index_name;
   }
-  if (status_.ok() && options_.sync) status_ = SyncDir(Dirname(prefix_));
+  if (status_.ok() && options_.sync) status_ = SyncDir(dir);
   if (!status_.ok()) {
     DeleteTempFiles();
     return status_;

@@ -208,20 +208,31 @@ Status Commit(const MergedIndex& merged, const std::string& prefix, bool sync) {
   if (!temp_index.ok()) {
     return temp_index.status().Annotate("merging into " + prefix);
   }
-  // No reader may pair an old index with new data files.
+  // No reader may pair an old index with new data files, nor the new index
+  // with old ones: each step is durable (with sync) before the next, as in
+  // BundleWriter::Finish. The old index goes first only when a data file
+  // takes an existing name; a crash after it went leaves the new index
+  // complete at its temporary name.
   const std::string index_name = IndexFilename(prefix);
+  const int num_files = static_cast<int>(merged.data_files.size());
+  bool replaces_data = false;
+  for (int i = 0; i < num_files; ++i) {
+    replaces_data =
+        replaces_data || FileExists(DataFilename(prefix, i, num_files));
+  }
   Status s;
-  if (FileExists(index_name)) {
-    s = DeleteFile(index_name);
+  if (replaces_data && FileExists(index_name)) {
+    if (sync) s = SyncDir(dir);  // the temporary index's name is durable
+    if (s.ok()) s = DeleteFile(index_name);
     if (s.ok() && sync) s = SyncDir(dir);
   }
-  const int num_files = static_cast<int>(merged.data_files.size());
   size_t moved = 0;
   while (s.ok() && moved < merged.data_files.size()) {
     s = RenameFile(merged.data_files[moved],
                    DataFilename(prefix, static_cast<int>(moved), num_files));
     if (s.ok()) ++moved;
   }
+  if (s.ok() && sync) s = SyncDir(dir);
   bool index_renamed = false;
   if (s.ok()) {
     s = RenameFile(*temp_index, index_name);
@@ -229,7 +240,7 @@ Status Commit(const MergedIndex& merged, const std::string& prefix, bool sync) {
   }
   if (s.ok() && sync) s = SyncDir(dir);
   if (!s.ok() && !index_renamed) DeleteFile(*temp_index);
-  if (!s.ok() && !FileExists(index_name)) {
+  if (!s.ok() && !index_renamed) {
     // Give the parts their data files back, so that nothing half-merged
     // stays under the final names.
     for (size_t i = 0; i < moved; ++i) {

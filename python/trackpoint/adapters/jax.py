@@ -39,6 +39,12 @@ committed to devices, else uncommitted on the default device, and weakly
 typed if it was, so jitted functions reuse their compiled code. A numpy leaf becomes a new numpy array,
 a Python number a Python number of the same type.
 
+Arrays sharded over several processes (``jax.distributed``) save with
+``CheckpointOptions(experimental_coordinator=JaxCoordinator())``: each
+process writes its addressable shards as slices; a restore with the
+coordinator (or ``trackpoint.distributed.restore``) reads only the slices of
+the shards each process's devices hold (see ``trackpoint.distributed.jax``).
+
 Errors name the leaf by its key path in the tree (``'0/mu/w'``).
 """
 
@@ -92,6 +98,14 @@ def _place_like(array, old):
         else:
             array = _convert_element_type(array, old.dtype, weak_type=True)
     if getattr(old, "committed", True):
+        if not old.sharding.is_fully_addressable:
+            # Devices of other processes: every process builds its own shards.
+            from ..distributed.jax import make_array
+
+            def box(extents):
+                return array[tuple(slice(s, s + n) for s, n in extents)]
+
+            return make_array(box, array.shape, old.sharding)
         return jax.device_put(array, old.sharding)
     return jax.device_put(array)
 
@@ -130,10 +144,52 @@ class _Leaf(Trackable):
         return InvalidArgumentError(f"pytree leaf {_path_text(self._self_path)!r}: {what}")
 
     def _array(self) -> np.ndarray:
-        return np.asarray(self.value)
+        from ..distributed.jax import host_value
+
+        return host_value(self.value)
+
+    def _is_split(self) -> bool:
+        """A JAX array sharded over several processes: each holds slices."""
+        from ..distributed.jax import spans_processes
+
+        return spans_processes(self.value) and not self.value.is_fully_replicated
 
     def _serialize_to_tensors(self) -> dict:
+        if self._is_split():
+            from ..distributed.jax import addressable_slices
+
+            return {VARIABLE_VALUE: addressable_slices(self.value)}
         return {VARIABLE_VALUE: self._array()}
+
+    def _restore_regions(self, reader, keys: dict) -> bool:
+        """A multi-process restore (trackpoint.distributed.restore) of a leaf
+        whose array is sharded: builds it in the same sharding, each process
+        reading only its shards' regions. False for other leaves."""
+        import jax
+
+        old = self.value
+        if not (
+            isinstance(old, jax.Array)
+            and getattr(old, "committed", True)
+            and not (old.is_fully_addressable and old.is_fully_replicated)
+        ):
+            return False
+        from ..distributed.jax import make_array
+        from ..distributed.restoring import read_region
+
+        key = keys[VARIABLE_VALUE]
+        entry = reader.entry(key)
+        dtype, shape = self._tensor_specs()[VARIABLE_VALUE]
+        if entry.dtype != dtype or tuple(entry.shape) != tuple(shape):
+            raise self._fail(
+                f"cannot restore {key!r} from {reader.prefix}: the checkpoint has "
+                f"{entry.dtype.name}{list(entry.shape)}, the tree "
+                f"{dtype.name}{list(shape)}"
+            )
+        self.value = make_array(
+            lambda extents: read_region(reader, key, extents, dtype), shape, old.sharding
+        )
+        return True
 
     def _tensor_names(self) -> list:
         return [VARIABLE_VALUE]
@@ -176,7 +232,15 @@ class _KeyLeaf(_Leaf):
     def _array(self) -> np.ndarray:
         import jax
 
-        return np.asarray(jax.random.key_data(self.value))
+        from ..distributed.jax import host_value
+
+        return host_value(jax.random.key_data(self.value))
+
+    def _is_split(self) -> bool:
+        return False  # saved whole, with its implementation's name
+
+    def _restore_regions(self, reader, keys: dict) -> bool:
+        return False
 
     def _serialize_to_tensors(self) -> dict:
         return {
@@ -283,3 +347,8 @@ class PyTree(Trackable):
 
     def _restore_from_tensors(self, tensors: dict) -> None:
         self._self_node._restore_from_tensors(tensors)
+
+    def _restore_regions(self, reader, keys: dict) -> bool:
+        node = self._self_node
+        restore_regions = getattr(node, "_restore_regions", None)
+        return restore_regions is not None and restore_regions(reader, keys)

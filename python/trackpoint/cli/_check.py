@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 
 from .. import _core
 from ..convert import OBJECT_GRAPH_KEY, CheckpointSource
 from ..errors import CheckpointError, DataLossError
+from ..management import get_checkpoint_state
 from ._progress import Progress
 from ._util import dump_json, num_elements, open_input, spec_text
 
@@ -27,6 +31,9 @@ def add_verify(subparsers) -> None:
 
 
 def run_verify(args) -> int:
+    found = interrupted_overwrite(args.path)
+    if found is not None:
+        return _verify_report(args, found[0], [("(index)", found[1])], 0, 0)
     try:
         source = CheckpointSource(args.path)
     except DataLossError as e:  # a corrupt index is a finding, not a usage error
@@ -48,6 +55,69 @@ def run_verify(args) -> int:
                         bad.extend(_check_graph(source, value))
                 progress.update(specs[key].nbytes)
         return _verify_report(args, source.path, bad, len(keys), checked)
+
+
+def interrupted_overwrite(path: str):
+    """(prefix, finding) when ``path`` (a prefix, or a directory whose state file
+    names one) has no index because a write over an existing checkpoint stopped
+    between removing the old index and renaming its new one in; else None.
+
+    Such a write leaves its new index, complete and durable, under a temporary
+    name, and each data file either the old one or the new one.
+
+    Example::
+
+        interrupted_overwrite("/tmp/run/ckpt")   # None, or ("/tmp/run/ckpt", "interrupted ...")
+    """
+    prefix = os.fspath(path)
+    if os.path.isdir(prefix):
+        try:
+            state = get_checkpoint_state(prefix)
+        except ValueError:
+            return None
+        if state is None:
+            return None
+        prefix = state.model_checkpoint_path
+    if os.path.exists(prefix + ".index"):
+        return None
+    directory, base = os.path.split(prefix)
+    names = sorted(_listdir(directory or "."))
+    stem = re.escape(base)
+    indexes = [n for n in names if re.fullmatch(stem + r"\.index\.tempstate\d+", n)]
+    if not indexes:
+        return None
+    data = [n for n in names if re.fullmatch(stem + r"\.data-\d{5}-of-\d{5}\.tempstate\d+", n)]
+    parts_dir = prefix + "_temp"  # where a multi-process save keeps its parts
+    parts = sorted(n for n in _listdir(parts_dir) if ".data-" in n and ".tempstate" not in n)
+    if parts:
+        where = (
+            f"the data files of a multi-process save are still in {parts_dir} "
+            f"({', '.join(parts)}): save again"
+        )
+    elif data:
+        where = (
+            f"data files still under temporary names: {', '.join(data)}. Renaming the "
+            "temporary files to their final names (data files first, then the index) "
+            "completes the new checkpoint, if only one write was interrupted"
+        )
+    else:
+        where = (
+            "every data file is already the new one: renaming the index to "
+            f"{base}.index completes the new checkpoint, if only one write was interrupted"
+        )
+    return prefix, (
+        f"interrupted overwrite of {prefix}: a write over it stopped after removing "
+        f"{base}.index and before renaming its new index in, so the checkpoint that was "
+        f"there is gone and the new one is incomplete; its index is complete at "
+        f"{', '.join(indexes)}; {where}"
+    )
+
+
+def _listdir(path: str) -> list:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def _check_graph(source, value) -> list:

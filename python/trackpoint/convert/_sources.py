@@ -84,6 +84,9 @@ def _checkpoint_prefix(path: str) -> str | None:
     return None
 
 
+_TABLE_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")
+
+
 def _sniff(path: str) -> str | None:
     """The format of an existing file, from its first bytes."""
     try:
@@ -98,6 +101,13 @@ def _sniff(path: str) -> str | None:
                 return None
             if len(head) >= 9 and head[8:9] == b"{":
                 return "safetensors"
+            # A TF1 V1-format checkpoint is one sorted-table file: its last
+            # 8 bytes are the table magic number.
+            f.seek(0, os.SEEK_END)
+            if f.tell() >= 48:
+                f.seek(-8, os.SEEK_END)
+                if f.read(8) == _TABLE_MAGIC:
+                    return "tf"
     except (OSError, zipfile.BadZipFile):
         return None
     return None

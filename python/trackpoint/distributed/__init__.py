@@ -1,7 +1,9 @@
 """Multi-process checkpoints: every process saves its share, one checkpoint results.
 
 Processes that already run under a coordination engine (``torch.distributed``
-with gloo or nccl; others through :class:`Coordinator`) save together: each
+with gloo or nccl; ``jax.distributed`` with :class:`JaxCoordinator`, whose
+sharded ``jax.Array``s save the shards each process holds; others through
+:class:`Coordinator`) save together: each
 writes its own tensors, and its slices of partitioned tensors, to a part
 bundle, and rank 0 merges the parts into one TensorFlow-format checkpoint
 that any reader (and TensorFlow) opens as usual. A restore into another
@@ -28,16 +30,19 @@ Example (run on every process)::
 """
 
 from .coordinator import CoordinationError, Coordinator, LocalCoordinator, TorchCoordinator
+from .jax import JaxCoordinator
 from .restoring import read_region, restore
 from .saving import AbortedError, save, write
-from .sharded import LocalSlice, ShardedTensor, even_split
+from .sharded import LocalSlice, LocalSlices, ShardedTensor, even_split
 
 __all__ = [
     "AbortedError",
     "CoordinationError",
     "Coordinator",
+    "JaxCoordinator",
     "LocalCoordinator",
     "LocalSlice",
+    "LocalSlices",
     "ShardedTensor",
     "TorchCoordinator",
     "even_split",

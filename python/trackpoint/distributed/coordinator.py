@@ -7,7 +7,8 @@ through it, only metadata (a hash of the object graph, slice offsets, part
 names, success or failure), and never pickles anything.
 
 :class:`TorchCoordinator` uses an existing ``torch.distributed`` process
-group (gloo or nccl); other engines (mpi4py, JAX multi-process) need only
+group (gloo or nccl), :class:`~trackpoint.distributed.JaxCoordinator` the
+key-value store of ``jax.distributed``; other engines (mpi4py, ...) need only
 ``rank``, ``world_size`` and ``all_gather``.
 
 Example::

@@ -71,6 +71,10 @@ class _RegionRestore(ObjectGraphRestore):
         if keys and isinstance(obj, ShardedTensor):
             _restore_slice(self.reader, keys[VARIABLE_VALUE], obj)
             return None
+        # Other partitioned values (JAX pytree leaves) read their own regions.
+        restore_regions = getattr(obj, "_restore_regions", None)
+        if keys and restore_regions is not None and restore_regions(self.reader, keys):
+            return None
         return keys
 
 

@@ -47,7 +47,7 @@ from ..bundle import FULL_EXTENT, BundleWriter
 from ..dtypes import as_dtype
 from ..errors import CheckpointError, InvalidArgumentError
 from .coordinator import CoordinationError, Coordinator
-from .sharded import LocalSlice, _is_torch, _torch_as_numpy, _torch_dtype_name
+from .sharded import LocalSlice, LocalSlices, _is_torch, _torch_as_numpy, _torch_dtype_name
 
 __all__ = ["AbortedError", "save", "write"]
 
@@ -74,14 +74,15 @@ class _Tensor:
         self.key = key
         self.dtype = dtype  # DType
         self.shape = shape  # full shape
-        self.value = value  # what to write (this process's slice when local)
-        self.local = local  # (offsets, shape) of this process's slice, or None
+        self.value = value  # what to write: {(offsets, shape): slice} when local
+        self.local = local  # [(offsets, shape)] of this process's slices, or None
 
     def nbytes(self, shape=None) -> int:
         shape = self.shape if shape is None else shape
         n = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if self.dtype.name == "string":
-            return n + sum(len(x) for x in np.asarray(self.value).reshape(-1))
+            values = self.value.values() if isinstance(self.value, dict) else [self.value]
+            return n + sum(len(x) for v in values for x in np.asarray(v).reshape(-1))
         return n * self.dtype.size
 
 
@@ -112,11 +113,15 @@ def _plan(root) -> tuple:
         value = values[obj_index][name]
         spec = objects[obj_index]._tensor_specs().get(name)
         dtype = as_dtype(spec[0]) if spec else None
-        if isinstance(value, LocalSlice):
-            dtype = dtype or value.dtype or as_dtype(value.numpy().dtype)
-            tensors.append(
-                _Tensor(key, dtype, value.full_shape, value.numpy(), (value.offsets, value.shape))
-            )
+        if isinstance(value, (LocalSlice, LocalSlices)):
+            slices = value.slices if isinstance(value, LocalSlices) else [value]
+            if not slices:
+                raise InvalidArgumentError(f"no slice of {key!r} to save on this process")
+            dtype = dtype or value.dtype or slices[0].dtype or as_dtype(slices[0].numpy().dtype)
+            boxes = {(s.offsets, s.shape): s.numpy() for s in slices}
+            if len(boxes) != len(slices):
+                raise InvalidArgumentError(f"this process holds a slice of {key!r} twice")
+            tensors.append(_Tensor(key, dtype, value.full_shape, boxes, list(boxes)))
         else:
             dtype, shape, value = _describe_value(value, dtype)
             tensors.append(_Tensor(key, dtype, shape, value, None))
@@ -207,7 +212,7 @@ def _write_part(part: str, tensors, work, graph: bytes | None, sync: bool) -> No
                 (0, FULL_EXTENT) if o == 0 and n == d else (o, n)
                 for o, n, d in zip(offsets, shape, t.shape)
             ]
-            writer.add_slice(t.key, t.shape, extents, t.value, dtype=t.dtype)
+            writer.add_slice(t.key, t.shape, extents, t.value[box], dtype=t.dtype)
         if graph is not None:
             writer.add(OBJECT_GRAPH_KEY, np.array(graph, dtype=object))
 
@@ -276,9 +281,10 @@ def write_object_graph(
         mine = {
             "digest": _digest(prefix, world_size, tensors, graph),
             "slices": [
-                [i, list(t.local[0]), list(t.local[1])]
+                [i, list(offsets), list(shape)]
                 for i, t in enumerate(tensors)
                 if t.local is not None
+                for offsets, shape in t.local
             ],
         }
     except Exception as e:  # noqa: BLE001 -- reported to the others, then re-raised

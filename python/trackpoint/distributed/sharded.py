@@ -29,7 +29,7 @@ from ..errors import InvalidArgumentError
 from ..trackable.base import Trackable
 from ..trackable.variable import VARIABLE_VALUE
 
-__all__ = ["LocalSlice", "ShardedTensor", "even_split"]
+__all__ = ["LocalSlice", "LocalSlices", "ShardedTensor", "even_split"]
 
 # torch dtypes numpy lacks, moved as integers of the same width.
 _TORCH_BIT_VIEWS = {
@@ -122,6 +122,44 @@ class LocalSlice:
             )
         array = self.numpy()
         return array if dtype is None else array.astype(dtype)
+
+
+class LocalSlices:
+    """Several slices of one tensor held by this process (a ``jax.Array``'s
+    addressable shards, say): what ``_serialize_to_tensors`` returns when one
+    :class:`LocalSlice` is not enough. ``slices`` are LocalSlices of the same
+    full shape and dtype, distinct and not overlapping; several processes may
+    hold the same slice (a replicated shard): one of them writes it.
+
+    Example::
+
+        LocalSlices([LocalSlice(rows_0_4, (8, 3), (0, 0)),
+                     LocalSlice(rows_4_8, (8, 3), (4, 0))], (8, 3))
+    """
+
+    __slots__ = ("dtype", "full_shape", "slices")
+
+    def __init__(self, slices, full_shape, dtype: DType | None = None):
+        self.slices = list(slices)
+        self.full_shape = tuple(int(d) for d in full_shape)
+        self.dtype = dtype
+        for s in self.slices:
+            if s.full_shape != self.full_shape:
+                raise InvalidArgumentError(
+                    f"a slice of a tensor of shape {list(s.full_shape)} among the slices "
+                    f"of a tensor of shape {list(self.full_shape)}"
+                )
+
+    def __array__(self, dtype=None, copy=None):
+        if len(self.slices) == 1:
+            return self.slices[0].__array__(dtype)
+        boxes = [list(zip(s.offsets, s.shape)) for s in self.slices]
+        raise InvalidArgumentError(
+            f"the slices {boxes} of a tensor of shape {list(self.full_shape)} cannot be "
+            "saved by one process alone: save with "
+            "trackpoint.CheckpointOptions(experimental_coordinator=...) or "
+            "trackpoint.distributed.save"
+        )
 
 
 class ShardedTensor(Trackable):

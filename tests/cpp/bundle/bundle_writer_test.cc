@@ -463,26 +463,69 @@ TEST_F(BundleOverwriteTest, FailureWhileWritingKeepsTheOldBundle) {
 }
 
 // Once the new bundle is complete the old index goes, then files are
-// renamed into place: a fault there (a rename, a directory fsync) leaves no
-// index at all, never one beside data files it does not describe, and no
-// temporary file.
+// renamed into place: a fault there (a rename, a directory fsync after the
+// old index went) leaves no index at all, never one beside data files it does
+// not describe, and no temporary file.
 TEST_F(BundleOverwriteTest, FailureWhileRenamingLeavesNoIndex) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  ASSERT_TRUE(WriteFilledBundle(prefix, 1).ok());
+  SetIoFaultForTesting(IoFault::kRenameIoError, 0);
+  Status s = WriteFilledBundle(prefix, 2);
+  SetIoFaultForTesting(IoFault::kNone, 0);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  for (const std::string& name : ListDir(dir.path())) {
+    EXPECT_EQ(name.find(".tempstate"), std::string::npos) << name;
+    EXPECT_NE(name, "ckpt.index");
+  }
+  EXPECT_EQ(BundleReader::Open(prefix).status().code(), StatusCode::kNotFound);
+}
+
+// The new files' names are made durable (a directory fsync) before the old
+// index goes: when that fsync fails, the old bundle is still there, byte for
+// byte, and no temporary file is left.
+TEST_F(BundleOverwriteTest, FailedDirectorySyncBeforeTheOldIndexGoesKeepsIt) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  ASSERT_TRUE(WriteFilledBundle(prefix, 1).ok());
+  const std::map<std::string, std::string> before = DirContents(dir.path());
+  SetIoFaultForTesting(IoFault::kDirSyncIoError, 0);
+  Status s = WriteFilledBundle(prefix, 2);
+  SetIoFaultForTesting(IoFault::kNone, 0);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_TRUE(DirContents(dir.path()) == before);
+  ExpectFilledBundle(prefix, 1);
+}
+
+// An overwrite whose data files all take new names (another number of
+// shards) replaces the old index in one rename: a failure before that keeps
+// the old bundle whole, and nothing of the new one is left.
+TEST_F(BundleOverwriteTest, AnotherShardCountReplacesTheIndexInOneRename) {
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  {
+    auto writer = BundleWriter::Open(prefix, {1});
+    ASSERT_TRUE(writer.ok());
+    const std::vector<int32_t> big(4096, 1);
+    ASSERT_TRUE((*writer)
+                    ->Add("big", DataType::kInt32, {{4096}}, big.data(),
+                          big.size() * sizeof(int32_t))
+                    .ok());
+    ASSERT_TRUE((*writer)->AddString("label", {{}}, {"fill 1"}, 0).ok());
+    ASSERT_TRUE((*writer)->Finish().ok());
+  }
+  const std::map<std::string, std::string> before = DirContents(dir.path());
   for (IoFault fault : {IoFault::kRenameIoError, IoFault::kDirSyncIoError}) {
     SCOPED_TRACE("fault " + std::to_string(static_cast<int>(fault)));
-    ScratchDir dir;
-    const std::string prefix = dir.Join("ckpt");
-    ASSERT_TRUE(WriteFilledBundle(prefix, 1).ok());
     SetIoFaultForTesting(fault, 0);
     Status s = WriteFilledBundle(prefix, 2);
     SetIoFaultForTesting(IoFault::kNone, 0);
     EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
-    for (const std::string& name : ListDir(dir.path())) {
-      EXPECT_EQ(name.find(".tempstate"), std::string::npos) << name;
-      EXPECT_NE(name, "ckpt.index");
-    }
-    EXPECT_EQ(BundleReader::Open(prefix).status().code(),
-              StatusCode::kNotFound);
+    EXPECT_TRUE(DirContents(dir.path()) == before);
+    ExpectFilledBundle(prefix, 1);
   }
+  ASSERT_TRUE(WriteFilledBundle(prefix, 2).ok());
+  ExpectFilledBundle(prefix, 2);
 }
 
 // A writer whose Finish() failed has deleted its files already: dropping it
@@ -495,7 +538,8 @@ TEST_F(BundleOverwriteTest, DroppingAFailedWriterSparesALaterBundle) {
   ASSERT_TRUE(failed.ok());
   const int32_t x = 1;
   ASSERT_TRUE((*failed)->Add("x", DataType::kInt32, {{}}, &x, 4, 1).ok());
-  // The last directory fsync fails: every file was renamed into place.
+  // The directory fsync after the data files' renames fails: they are in
+  // place, the index not yet.
   SetIoFaultForTesting(IoFault::kDirSyncIoError, 0);
   EXPECT_EQ((*failed)->Finish().code(), StatusCode::kUnavailable);
   SetIoFaultForTesting(IoFault::kNone, 0);

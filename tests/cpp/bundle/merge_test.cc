@@ -266,23 +266,41 @@ TEST(MergeTest, FailedMergeKeepsTheCheckpointItWouldReplace) {
   }
 }
 
-// A rename that fails once the old index is gone leaves no index, no
-// temporary file, and the parts as they were.
+// A rename that fails once the old index is gone (the merged data files
+// take the old ones' names) leaves no index, no temporary file, and the
+// parts as they were; when they take new names (another number of files) the
+// old index is replaced in one rename, so the old checkpoint stays readable.
 TEST(MergeTest, FailedRenameLeavesNoIndexAndNoTemporaryFile) {
-  ScratchDir dir;
-  WriteOldCheckpoint(dir);
-  WriteTwoParts(dir);
-  SetIoFaultForTesting(IoFault::kRenameIoError, 0);
-  Status s = MergeBundles(TwoParts(dir), dir.Join("ckpt"));
-  SetIoFaultForTesting(IoFault::kNone, 0);
-  EXPECT_FALSE(s.ok());
-  EXPECT_FALSE(FileExists(dir.Join("ckpt.index")));
-  for (const auto& name : Listing(dir.path())) {
-    EXPECT_EQ(name.find("tempstate"), std::string::npos) << name;
-  }
-  for (const std::string& part : TwoParts(dir)) {
-    EXPECT_TRUE(FileExists(part + ".index")) << part;
-    EXPECT_TRUE(FileExists(DataFilename(part, 0, 1))) << part;
+  for (int old_shards : {2, 1}) {
+    SCOPED_TRACE("old checkpoint of " + std::to_string(old_shards) + " files");
+    ScratchDir dir;
+    {
+      auto old = BundleWriter::Open(dir.Join("ckpt"), {old_shards});
+      ASSERT_TRUE(old.ok());
+      const float z = -1;
+      ASSERT_TRUE((*old)->Add("old", DataType::kFloat, {{}}, &z, 4).ok());
+      ASSERT_TRUE((*old)->Finish().ok());
+    }
+    WriteTwoParts(dir);
+    SetIoFaultForTesting(IoFault::kRenameIoError, 0);
+    Status s = MergeBundles(TwoParts(dir), dir.Join("ckpt"));
+    SetIoFaultForTesting(IoFault::kNone, 0);
+    EXPECT_FALSE(s.ok());
+    if (old_shards == 2) {
+      EXPECT_FALSE(FileExists(dir.Join("ckpt.index")));
+    } else {
+      auto r = BundleReader::Open(dir.Join("ckpt"));
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_NE((*r)->Find("old"), nullptr);
+      EXPECT_FALSE(FileExists(DataFilename(dir.Join("ckpt"), 0, 2)));
+    }
+    for (const auto& name : Listing(dir.path())) {
+      EXPECT_EQ(name.find("tempstate"), std::string::npos) << name;
+    }
+    for (const std::string& part : TwoParts(dir)) {
+      EXPECT_TRUE(FileExists(part + ".index")) << part;
+      EXPECT_TRUE(FileExists(DataFilename(part, 0, 1))) << part;
+    }
   }
 }
 
