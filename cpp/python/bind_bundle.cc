@@ -113,6 +113,7 @@ void BindBundle(nb::module_& m) {
                      return r.header().endianness == Endianness::kBig;
                    })
       .def("keys", &BundleReader::Keys)
+      .def("close_data_files", &BundleReader::CloseDataFiles)
       .def("has_key",
            [](const BundleReader& r, const std::string& key) {
              return r.Find(key) != nullptr;

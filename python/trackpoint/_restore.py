@@ -8,6 +8,22 @@ keeps the position, and when a child of that name is added later it is
 restored then (trackable/base.py ``_handle_new_child``). Slot variables are
 restored through their optimizer once both it and the original variable are
 bound.
+
+Lifetime of a pending (deferred) restoration, as in TensorFlow:
+
+- it keeps the checkpoint's parsed object graph in memory (its size is that
+  of the graph, a few hundred bytes a node), never tensor values;
+- no file stays open once ``restore()`` returns: the bundle's index stays
+  in memory (an entry a key, about a hundred bytes), its data files are
+  opened to read a deferred value when its object appears and closed at the
+  end of that step, as TensorFlow's restore ops read the files by path then.
+  A checkpoint removed meanwhile raises NotFoundError; one replaced by other
+  files at the same prefix raises DataLossError rather than restoring
+  another checkpoint's values;
+- it holds the objects it matched weakly, and an object holds its pending
+  restorations: no reference cycle, so ``del root`` frees the objects
+  without the cycle collector. (The restore status keeps the matched
+  objects alive while it lives, for its assertions.)
 """
 
 from __future__ import annotations
@@ -16,6 +32,9 @@ import contextlib
 import gc
 import itertools
 import logging
+import os
+import threading
+import weakref
 from collections import deque
 
 import numpy as np
@@ -24,7 +43,7 @@ from . import _core
 from ._device import DeviceBuffer
 from .bundle import BundleReader
 from .dtypes import DType, as_dtype
-from .errors import DataLossError, InvalidArgumentError
+from .errors import DataLossError, InvalidArgumentError, NotFoundError
 from .trackable.base import Trackable
 
 _log = logging.getLogger("trackpoint")
@@ -94,6 +113,115 @@ def _update_uid(obj) -> int:
 def _set_update_uid(obj, uid: int) -> None:
     if uid > _update_uid(obj):
         object.__setattr__(obj, "_self_update_uid", uid)
+
+
+def _file_identity(prefix: str):
+    """What tells the checkpoint at prefix (its .index, or a V1 file) from
+    one written there later."""
+    index = f"{prefix}.index"
+    st = os.stat(index if os.path.exists(index) else prefix)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class _BundleLease:
+    """The bundle of a restore: its index stays in memory (one entry a key),
+    its data files are open only while a restore step runs.
+
+    A step is ``with lease as reader:``. When the outermost step ends, the
+    data files are closed; a later step (a value deferred until its object
+    appears) first checks that the checkpoint is still the one restored.
+    ``bundle`` is the BundleReader, for its prefix and index between steps.
+    A V1 checkpoint (one file, its index inside) is closed between steps and
+    opened again by the next one; its keys stay in memory."""
+
+    def __init__(self, reader: BundleReader):
+        self.prefix = reader.prefix
+        self._held = reader
+        self._reopens = getattr(reader, "format", "v2") != "v2"
+        self._keys = frozenset(reader.keys()) if self._reopens else None
+        self._identity = _file_identity(self.prefix)
+        self._depth = 0
+        self._released = False
+        # One step at a time: closing the files under another thread's read
+        # would pull them from under it.
+        self._lock = threading.RLock()
+
+    @property
+    def bundle(self) -> BundleReader:
+        held = self._held
+        return held if held is not None else BundleReader(self.prefix)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys if self._keys is not None else key in self._held
+
+    def __enter__(self) -> BundleReader:
+        self._lock.acquire()
+        try:
+            if self._depth == 0 and self._released:
+                self._check_unchanged()
+            if self._held is None:
+                self._held = BundleReader(self.prefix)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._depth += 1
+        return self._held
+
+    def __exit__(self, *exc) -> None:
+        self._depth -= 1
+        try:
+            self.release()
+        finally:
+            self._lock.release()
+
+    def release(self) -> None:
+        """Closes the data files unless a step is running."""
+        with self._lock:
+            if self._depth == 0 and self._held is not None:
+                self._released = True
+                if self._reopens:
+                    self._held = None
+                else:
+                    self._held.close_data_files()
+
+    def _check_unchanged(self) -> None:
+        what = "cannot restore values deferred until their objects were created"
+        try:
+            identity = _file_identity(self.prefix)
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"{what}: the checkpoint {self.prefix} was removed after restore()"
+            ) from None
+        if identity != self._identity:
+            raise DataLossError(
+                f"{what}: the checkpoint {self.prefix} was replaced after restore() by another one"
+            )
+
+
+class KeptObjects(list):
+    """Strong references to the objects a restore matched: held by the
+    restore until its status takes them (take_matched_objects), then by the
+    status alone while the restore appends to it through a weak reference.
+    So the objects outlive neither, and a restore left pending in objects
+    makes no reference cycle."""
+
+
+class _KeepsMatches:
+    """Mixin: the KeptObjects of a restore."""
+
+    def _init_kept(self) -> None:
+        self._kept_strong = KeptObjects()
+        self._kept = weakref.ref(self._kept_strong)
+
+    def _keep(self, obj) -> None:
+        kept = self._kept()
+        if kept is not None:
+            kept.append(obj)
+
+    def take_matched_objects(self) -> KeptObjects:
+        """The strong references, for the restore status to hold."""
+        kept, self._kept_strong = self._kept_strong, None
+        return kept if kept is not None else KeptObjects()
 
 
 def restore_values(reader: BundleReader, pending: list) -> None:
@@ -218,26 +346,30 @@ class _NodePaths:
         return default
 
 
-class ObjectGraphRestore:
-    """One object-based restore of one checkpoint into one root."""
+class ObjectGraphRestore(_KeepsMatches):
+    """One object-based restore of one checkpoint into one root.
+
+    Its bundle's data files are open only during a restore step (see
+    _BundleLease); root is not kept, and matched objects are held weakly
+    (``object_by_node``)."""
 
     def __init__(self, root: Trackable, reader: BundleReader, graph_bytes: bytes,
                  skip_slot_variables: bool = False):
         self.uid = next(_restore_uids)
-        self.root = root
-        self.reader = reader
+        self.prefix = reader.prefix
+        self._bundle = _BundleLease(reader)
         self.skip_slot_variables = skip_slot_variables
         with _gc_paused():
             self._parse(graph_bytes)
 
     def _parse(self, graph_bytes: bytes) -> None:
-        reader = self.reader
         self.nodes = _core.parse_object_graph(graph_bytes)
         if not self.nodes:
-            raise DataLossError(f"the object graph of {reader.prefix} has no nodes (no root)")
-        self.object_by_node: dict = {}
+            raise DataLossError(f"the object graph of {self.prefix} has no nodes (no root)")
+        self.object_by_node = weakref.WeakValueDictionary()
+        self._init_kept()
         self.unused_attributes: dict = {}  # node id -> [attribute names]
-        self.expect_partial = False
+        self.matched_nodes: set = set()  # every node ever bound
         # original variable node -> [(optimizer node, slot node, slot name)]
         self.slot_restorations: dict = {}
         # optimizer node -> [(original variable node, slot node, slot name)]
@@ -248,6 +380,28 @@ class ObjectGraphRestore:
                 self.slot_restorations.setdefault(original, []).append((opt_id, slot_id, slot_name))
                 self.slot_nodes.add(slot_id)
         self.paths = _NodePaths(self.nodes)
+        # Logged once this restore is gone (with its last pending
+        # restoration), as TensorFlow does; expect_partial silences it.
+        self._leftovers = _Leftovers(self)
+        weakref.finalize(self, self._leftovers.warn)
+
+    @property
+    def expect_partial(self) -> bool:
+        return self._leftovers.expect_partial
+
+    @expect_partial.setter
+    def expect_partial(self, value: bool) -> None:
+        self._leftovers.expect_partial = bool(value)
+
+    @property
+    def reader(self) -> BundleReader:
+        """The bundle (its index in memory; read from it only in a step)."""
+        return self._bundle.bundle
+
+    def _bind(self, n: int, obj) -> None:
+        self.object_by_node[n] = obj
+        self.matched_nodes.add(n)
+        self._keep(obj)
 
     def has_values(self, node_id: int) -> bool:
         node = self.nodes[node_id]
@@ -259,10 +413,10 @@ class ObjectGraphRestore:
     # ---- matching ------------------------------------------------------------------------
     def bind_and_restore(self, node_id: int, obj: Trackable) -> None:
         """Binds node_id to obj, restores it, and continues breadth-first below it."""
-        with _gc_paused():
-            self._bind_and_restore(node_id, obj)
+        with self._bundle as reader, _gc_paused():
+            self._bind_and_restore(node_id, obj, reader)
 
-    def _bind_and_restore(self, node_id: int, obj: Trackable) -> None:
+    def _bind_and_restore(self, node_id: int, obj: Trackable, reader: BundleReader) -> None:
         queue = deque([(node_id, obj)])
         pending = []  # (object, {tensor name: checkpoint key})
         while queue:
@@ -271,9 +425,9 @@ class ObjectGraphRestore:
             if bound is not None:
                 if bound is not o:
                     _log.warning("inconsistent references when restoring %s: node %s is "
-                                 "already bound to another object", self.reader.prefix, self.paths.get(n))
+                                 "already bound to another object", self.prefix, self.paths.get(n))
                 continue
-            self.object_by_node[n] = o
+            self._bind(n, o)
             if _update_uid(o) <= self.uid:
                 keys = self._match_attributes(n, o)
                 if keys:
@@ -282,7 +436,7 @@ class ObjectGraphRestore:
             self._queue_children(n, o, queue)
             if not self.skip_slot_variables:
                 self._queue_slots(n, o, queue)
-        restore_values(self.reader, pending)
+        restore_values(reader, pending)
 
     def _match_attributes(self, n: int, obj: Trackable):
         """{tensor name: key} to restore into obj from node n (None if nothing
@@ -346,53 +500,101 @@ class ObjectGraphRestore:
 
     def leftovers(self) -> list:
         """Readable descriptions of every checkpoint value not restored."""
-        out = [f"{self.paths.get(n, f'node {n}')}" for n in self.unresolved_nodes()]
+        return self._leftovers.describe()
+
+    def warn_leftovers(self) -> None:
+        self._leftovers.warn()
+
+
+class _Leftovers:
+    """What the unused-value warning of an ObjectGraphRestore needs, without
+    the restore itself (its finalizer must not keep it alive)."""
+
+    def __init__(self, restore: ObjectGraphRestore):
+        self.prefix = restore.prefix
+        self.nodes = restore.nodes
+        self.paths = restore.paths
+        self.matched = restore.matched_nodes
+        self.unused_attributes = restore.unused_attributes
+        self.skipped = restore.slot_nodes if restore.skip_slot_variables else set()
+        self.expect_partial = False
+
+    def describe(self) -> list:
+        out = [self.paths.get(n, f"node {n}") for n, node in enumerate(self.nodes)
+               if node["attributes"] and n not in self.matched and n not in self.skipped]
         out += [f"{self.paths.get(n, f'node {n}')}/.ATTRIBUTES/{name}"
                 for n, names in self.unused_attributes.items() for name in names]
         return out
 
-    def warn_leftovers(self) -> None:
+    def warn(self) -> None:
         if self.expect_partial:
             return
-        leftovers = self.leftovers()
+        leftovers = self.describe()
         if leftovers:
             shown = "\n  ".join(leftovers[:20])
             more = f"\n  ... and {len(leftovers) - 20} more" if len(leftovers) > 20 else ""
             _log.warning(
                 "Values in checkpoint %s were not restored into any object "
                 "(call expect_partial() on the restore status to silence this):\n  %s%s",
-                self.reader.prefix, shown, more,
+                self.prefix, shown, more,
             )
 
 
-class NameBasedRestore:
+class NameBasedRestore(_KeepsMatches):
     """Restore of a checkpoint without an object graph (TF1 Saver): every
-    variable is looked up by its full name."""
+    variable is looked up by its full name.
+
+    Keeps the checkpoint's index in memory, not its files open (see
+    _BundleLease), and the restored objects weakly."""
 
     def __init__(self, reader: BundleReader):
         self.uid = next(_restore_uids)
-        self.reader = reader
-        self.restored: dict = {}  # id -> object
-        self.unrestored: dict = {}  # id -> (object, names)
+        self.prefix = reader.prefix
+        self._bundle = _BundleLease(reader)
+        self.restored = weakref.WeakValueDictionary()  # id -> object
+        self.unrestored: dict = {}  # id -> the keys it lacks
+        self._init_kept()
+
+    @property
+    def reader(self) -> BundleReader:
+        """The bundle (its index in memory; read from it only in a step)."""
+        return self._bundle.bundle
 
     def restore_subtree(self, root: Trackable) -> None:
+        try:
+            self._restore_subtree(root)
+        finally:
+            self._bundle.release()
+
+    def _restore_subtree(self, root: Trackable) -> None:
+        matches = []
         for obj in reachable_objects(root):
             if isinstance(obj, Trackable):
-                pending = obj.__dict__.setdefault("_self_name_based_restores", [])
+                pending = obj._name_based_restores()
                 if self not in pending:
                     pending.append(self)
-            self._restore_object(obj)
+            keys = self._match(obj)
+            if keys:
+                matches.append((obj, keys))
+        if not matches:
+            return
+        with self._bundle as reader:
+            restore_values(reader, matches)
+        for obj, _ in matches:
+            _set_update_uid(obj, self.uid)
+            self.unrestored.pop(id(obj), None)
+            self.restored[id(obj)] = obj
+            self._keep(obj)
 
-    def _restore_object(self, obj: Trackable) -> None:
+    def _match(self, obj: Trackable):
+        """{tensor name: key} to restore into obj, or None."""
         names = obj._tensor_names()
         if not names or id(obj) in self.restored:
-            return
+            return None
         full_name = obj._checkpoint_full_name()
         keys = {name: full_name if len(names) == 1 else f"{full_name}/{name}" for name in names}
-        if not full_name or any(k not in self.reader for k in keys.values()):
-            self.unrestored[id(obj)] = (obj, [k for k in keys.values() if k not in self.reader])
-            return
-        restore_values(self.reader, [(obj, keys)])
-        _set_update_uid(obj, self.uid)
-        self.unrestored.pop(id(obj), None)
-        self.restored[id(obj)] = obj
+        missing = [k for k in keys.values() if k not in self._bundle]
+        if not full_name or missing:
+            self.unrestored[id(obj)] = missing
+            return None
+        return keys

@@ -289,6 +289,11 @@ class BundleReader:
         offset, size, crc32c, slices): cheaper for many keys."""
         return self._reader.entries(list(keys))
 
+    def close_data_files(self) -> None:
+        """Closes the data files opened by reads so far; the index stays in
+        memory and a later read opens them again. Not during a read."""
+        self._reader.close_data_files()
+
     def check_stored(self, key: str) -> None:
         """DataLossError unless the bytes the index claims for ``key`` lie in
         its data file(s); call before sizing a buffer by its entry's shape."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import weakref
 
 from ._async import AsyncWriter
 from ._paths import local_path
@@ -96,26 +97,47 @@ def _give_back(counter: Variable, number: int) -> None:
 
 
 class _RootWithAttachments(Trackable):
-    """Node 0 of ``Checkpoint(root=obj, **kwargs)``: obj, with the kwargs (and
-    a "root" edge back to obj) attached after obj's own children."""
+    """Node 0 of ``Checkpoint(root=obj, **kwargs)``, as TensorFlow writes it.
 
-    def __init__(self, checkpoint: "Checkpoint"):
-        self._self_checkpoint = checkpoint
+    Its children are obj's own, then the keyword arguments and a ``root``
+    edge back to node 0 itself (sorted by name), then ``save_counter``: for
+    ``Checkpoint(root=m, extra=v)`` with ``m.a``, ``m.b``, node 0 has edges
+    a, b, extra, root (-> 0), save_counter. Its values, slot variables and
+    deferred restorations are obj's, so a child added to obj after a restore
+    receives its value.
 
-    def _target(self):
-        return object.__getattribute__(self._self_checkpoint, "_self_root")
+    Holds obj (or the weak reference to it) and the Checkpoint's children
+    dict, never the Checkpoint itself: no reference cycle. Unlike
+    TensorFlow, which fixes the attachments when the Checkpoint is made, an
+    attribute set on the Checkpoint later is saved too (TensorFlow silently
+    leaves it out).
+    """
+
+    def __init__(self, root, attached: dict):
+        self._self_target = root  # a trackable, or a weakref.ref to the object
+        self._self_attached = attached
+
+    def _target(self) -> Trackable:
+        target = self._self_target
+        if isinstance(target, weakref.ref):
+            obj = target()
+            if obj is None:
+                raise ValueError(
+                    "the root of this Checkpoint was passed as a weak reference and "
+                    "no longer exists"
+                )
+            target = as_trackable(wrap_value(obj))
+        return target
 
     def _trackable_children(self) -> dict:
-        ckpt = self._self_checkpoint
-        root = self._target()
-        children = dict(root._trackable_children())
-        attached = dict(ckpt._children())
-        attached["root"] = root
+        children = dict(self._target()._trackable_children())
+        attached = dict(self._self_attached)
+        attached["root"] = self
         counter = attached.pop("save_counter", None)
         for name in sorted(attached):
             children.setdefault(name, attached[name])
         if counter is not None:
-            children["save_counter"] = counter
+            children.setdefault("save_counter", counter)
         return children
 
     def _serialize_to_tensors(self) -> dict:
@@ -130,8 +152,56 @@ class _RootWithAttachments(Trackable):
     def _tensor_specs(self) -> dict:
         return self._target()._tensor_specs()
 
+    def _restore_tensor_names(self, saved: list) -> list:
+        return self._target()._restore_tensor_names(saved)
+
+    def _restore_buffers(self) -> dict:
+        return self._target()._restore_buffers()
+
+    def _checkpoint_full_name(self) -> str:
+        return self._target()._checkpoint_full_name()
+
+    def _slot_names(self) -> list:
+        return self._target()._slot_names()
+
+    def _slot_variables(self):
+        return self._target()._slot_variables()
+
+    def _restore_slot_variable(self, slot_name, variable):
+        return self._target()._restore_slot_variable(slot_name, variable)
+
     def _deferred(self) -> dict:
-        return self._self_checkpoint._deferred()
+        return self._target()._deferred()
+
+    def _name_based_restores(self) -> list:
+        return self._target()._name_based_restores()
+
+    def _handle_new_child(self, name: str, child) -> None:
+        self._target()._handle_new_child(name, child)
+
+    def __repr__(self) -> str:
+        return repr(self._target())
+
+
+def _same_child(child, value) -> bool:
+    """Whether Checkpoint(root, name=value) may attach value where root already
+    has child under that name: none there, the same object, or an equal
+    list/dict (TensorFlow compares with ``!=``)."""
+    if child is None or child is value or child is as_trackable(wrap_value(value)):
+        return True
+    return isinstance(child, (list, dict)) and isinstance(value, (list, dict)) and child == value
+
+
+def _root_trackable(root):
+    """The trackable of Checkpoint's root argument (dereferencing a weakref)."""
+    obj = root() if isinstance(root, weakref.ref) else root
+    trackable = as_trackable(wrap_value(obj)) if obj is not None else None
+    if trackable is None:
+        raise ValueError(
+            f"Checkpoint was expecting root to be a trackable object (an object derived "
+            f"from Trackable), got {obj!r}"
+        )
+    return trackable
 
 
 class Checkpoint(AutoTrackable):
@@ -140,7 +210,17 @@ class Checkpoint(AutoTrackable):
     ``Checkpoint(root=None, **kwargs)``: each keyword argument is a trackable
     (a Variable, an AutoTrackable, a list/dict of them, a numpy array, a
     torch module or optimizer) saved under its keyword. ``root``, when given,
-    becomes the object graph's root and the keywords are attached to it.
+    becomes the object graph's root (node 0, with a ``root`` edge to itself,
+    as TensorFlow writes it) and the keywords are attached to it; a keyword
+    naming a different child root already has raises ValueError. ``root``
+    may be a ``weakref.ref``: the Checkpoint then does not keep it alive.
+
+    Example::
+
+        model = trackpoint.AutoTrackable()
+        model.v = trackpoint.Variable(1.0)
+        ckpt = trackpoint.Checkpoint(model, step=trackpoint.Variable(0))
+        ckpt.write("/tmp/ckpt")   # keys v/..., step/..., as TensorFlow's
 
     Files are TensorFlow's: ``tf.train.Checkpoint`` with the same structure
     restores them, and this class restores TensorFlow's checkpoints,
@@ -148,11 +228,20 @@ class Checkpoint(AutoTrackable):
     """
 
     def __init__(self, root=None, **kwargs):
+        graph_root = None
         if root is not None:
-            root = as_trackable(wrap_value(root))
-            if root is None:
-                raise ValueError("Checkpoint was expecting root to be a trackable object")
-        object.__setattr__(self, "_self_root", root)
+            trackable_root = _root_trackable(root)
+            own = trackable_root._trackable_children()
+            for name, value in [("root", trackable_root)] + sorted(kwargs.items()):
+                if not _same_child(own.get(name), value):
+                    raise ValueError(
+                        f"Cannot create a Checkpoint with keyword argument {name} if "
+                        f"root.{name} already exists."
+                    )
+            target = root if isinstance(root, weakref.ref) else trackable_root
+            graph_root = _RootWithAttachments(target, self._children())
+            object.__setattr__(self, "root", root)  # as given, like TensorFlow's
+        object.__setattr__(self, "_self_graph_root", graph_root)
         for name in sorted(kwargs):
             value = wrap_value(kwargs[name])
             if as_trackable(value) is None:
@@ -168,7 +257,18 @@ class Checkpoint(AutoTrackable):
 
     # ---- the graph root ------------------------------------------------------------------
     def _graph_root(self) -> Trackable:
-        return self if self._self_root is None else _RootWithAttachments(self)
+        """Node 0: this Checkpoint, or the root it was given with its attachments."""
+        graph_root = self._self_graph_root
+        return self if graph_root is None else graph_root
+
+    def _handle_new_child(self, name: str, child) -> None:
+        # A restore leaves the values of node 0's missing children with node 0:
+        # the root, when there is one (its attachments are this object's).
+        graph_root = self.__dict__.get("_self_graph_root")
+        if graph_root is None:
+            super()._handle_new_child(name, child)
+        else:
+            graph_root._handle_new_child(name, child)
 
     @property
     def save_counter(self) -> Variable:
@@ -296,16 +396,27 @@ class Checkpoint(AutoTrackable):
         return CheckpointLoadStatus(restore, root)
 
     def restore(self, save_path, options: CheckpointOptions | None = None):
-        """Restores from ``save_path`` (a prefix, or a SavedModel directory),
-        then creates ``save_counter`` so that it is restored too. ``None``
-        returns an :class:`~trackpoint.status.InitializationOnlyStatus`."""
+        """Restores from ``save_path`` (a prefix, or a SavedModel directory:
+        its ``variables/variables``), then creates ``save_counter`` so that it
+        is restored too. ``None`` returns an
+        :class:`~trackpoint.status.InitializationOnlyStatus`.
+
+        Raises NotFoundError ("Error when restoring from checkpoint or
+        SavedModel at ...", as TensorFlow) when there is nothing at save_path.
+        """
         if save_path is None:
             return InitializationOnlyStatus()
+        given = os.fspath(save_path)
         path = local_path(save_path)
         if os.path.isdir(path) and any(
             os.path.exists(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt")
         ):
             path = os.path.join(path, "variables", "variables")
-        status = self.read(path, options)
+        try:
+            status = self.read(path, options)
+        except NotFoundError as e:
+            raise NotFoundError(
+                f"Error when restoring from checkpoint or SavedModel at {given}: {e}"
+            ) from None
         self.save_counter  # noqa: B018 -- created now, restored from a deferred position
         return status

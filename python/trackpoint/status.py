@@ -10,7 +10,8 @@ answers how complete the match was:
   holds values got one (checkpoint values without objects are fine);
 - ``assert_nontrivial_match()``: something besides the root matched;
 - ``expect_partial()``: silences the warning listing checkpoint values that
-  were never restored, logged when the status is garbage collected.
+  were never restored, logged when the restore is over: once the status and
+  every restoration still pending in objects are gone, as TensorFlow does.
 
 Example::
 
@@ -19,8 +20,6 @@ Example::
 """
 
 from __future__ import annotations
-
-import weakref
 
 from collections import deque
 
@@ -75,7 +74,9 @@ class CheckpointLoadStatus(_Status):
     def __init__(self, restore: ObjectGraphRestore, root):
         self._restore = restore
         self._root = root
-        weakref.finalize(self, restore.warn_leftovers)
+        # The restore holds matched objects weakly; the status keeps them
+        # (those bound later too) for its assertions while it lives.
+        self._matched = restore.take_matched_objects()
 
     def assert_consumed(self) -> "CheckpointLoadStatus":
         """Fails unless the checkpoint and the objects matched completely."""
@@ -153,6 +154,7 @@ class NameBasedSaverStatus(_Status):
     def __init__(self, restore: NameBasedRestore, root):
         self._restore = restore
         self._root = root
+        self._matched = restore.take_matched_objects()
 
     def assert_consumed(self) -> "NameBasedSaverStatus":
         """Fails if any object holding values was not restored by name."""

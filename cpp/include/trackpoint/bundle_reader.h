@@ -97,6 +97,12 @@ class BundleReader {
   // (slice entries of partitioned tensors under their raw slice keys).
   std::string DebugString() const;
 
+  // Closes the data files opened by reads so far (the index stays in
+  // memory); a later read opens them again. Lets a reader kept for later
+  // reads hold no file open in between.
+  // REQUIRES: no read on this reader is in progress.
+  void CloseDataFiles();
+
  private:
   using Entry = std::pair<std::string, BundleEntry>;
 

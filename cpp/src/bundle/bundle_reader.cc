@@ -255,6 +255,11 @@ Result<const RandomAccessFile*> BundleReader::DataFile(int32_t shard_id) const {
   return static_cast<const RandomAccessFile*>(file.get());
 }
 
+void BundleReader::CloseDataFiles() {
+  std::lock_guard<std::mutex> lock(mu_);
+  data_files_.clear();
+}
+
 Status BundleReader::ReadPayload(const std::string& what,
                                  const BundleEntry& entry, char* dst) const {
   TP_ASSIGN_OR_RETURN(const RandomAccessFile* file, DataFile(entry.shard_id));

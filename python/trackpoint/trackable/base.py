@@ -42,8 +42,44 @@ class Trackable:
     # never tracks.
 
     def _trackable_children(self) -> dict:
-        """Children by local name, in dependency order. Override in subclasses."""
-        return {}
+        """Children by local name, in dependency order: those declared with
+        ``_track_trackable``. Override in subclasses."""
+        return dict(self.__dict__.get("_self_children", {}))
+
+    def _track_trackable(self, trackable: "Trackable", name: str, overwrite: bool = False):
+        """Declares ``trackable`` this object's child ``name`` (saved under
+        that name) and returns it, as TensorFlow's method of that name.
+        Another object already declared under ``name`` raises ValueError
+        unless ``overwrite``; the child keeps its first position.
+
+        Example::
+
+            class Pair(trackpoint.Trackable):
+                def __init__(self):
+                    self.left = self._track_trackable(trackpoint.Variable(1.0), "left")
+        """
+        if not isinstance(trackable, Trackable):
+            raise TypeError(
+                f"_track_trackable() tracks Trackable objects only, got {type(trackable)}"
+            )
+        children = self.__dict__.get("_self_children")
+        if children is None:
+            children = {}
+            object.__setattr__(self, "_self_children", children)
+        current = children.get(name)
+        if current is not None and current is not trackable and not overwrite:
+            raise ValueError(
+                f"cannot track {trackable!r} as {name!r}: {current!r} is already declared "
+                "as a dependency under that name (pass overwrite=True to replace it)"
+            )
+        children[name] = trackable
+        if current is not trackable:
+            self._handle_new_child(name, trackable)
+        return trackable
+
+    def _lookup_dependency(self, name: str):
+        """The child ``name``, or None."""
+        return self._trackable_children().get(name)
 
     def _serialize_to_tensors(self) -> dict:
         """The tensors this object saves itself: name -> array-like, or a
@@ -97,6 +133,8 @@ class Trackable:
         return None
 
     # ---- deferred restoration ---------------------------------------------------------
+    # A pending restoration is held by the object waiting for it; the
+    # restoration holds objects only weakly, so this makes no reference cycle.
     def _deferred(self) -> dict:
         """local name -> [(restore, checkpoint node id)] waiting for a child of that name."""
         try:
@@ -106,12 +144,22 @@ class Trackable:
             object.__setattr__(self, "_self_deferred_restorations", d)
             return d
 
+    def _name_based_restores(self) -> list:
+        """Name-based (TF1) restores that also restore children added later."""
+        try:
+            return self._self_name_based_restores
+        except AttributeError:
+            restores = []
+            object.__setattr__(self, "_self_name_based_restores", restores)
+            return restores
+
     def _handle_new_child(self, name: str, child: Any) -> None:
         """Call when a child ``name`` is added after a restore: it receives
         the values waiting for it (newest restore first)."""
-        pending = self._deferred().pop(name, None) if "_self_deferred_restorations" in vars(self) else None
+        deferred = self.__dict__.get("_self_deferred_restorations")
+        pending = deferred.pop(name, None) if deferred else None
         if pending:
             for restore, node_id in sorted(pending, key=lambda p: -p[0].uid):
                 restore.bind_and_restore(node_id, child)
-        for restore in getattr(self, "_self_name_based_restores", ()):
+        for restore in self.__dict__.get("_self_name_based_restores", ()):
             restore.restore_subtree(child)

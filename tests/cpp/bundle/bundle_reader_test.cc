@@ -722,3 +722,46 @@ TEST(BundleReaderTest, DebugStringListsSliceEntriesAsTensorFlowDoes) {
 
 }  // namespace
 }  // namespace trackpoint
+
+namespace trackpoint {
+namespace {
+
+// Descriptors of this process open on `path` (Linux: /proc/self/fd).
+int OpenDescriptorsOn(const std::string& path) {
+  int count = 0;
+  std::error_code ec;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    std::error_code link_ec;
+    const auto target = std::filesystem::read_symlink(fd.path(), link_ec);
+    if (!link_ec && target == std::filesystem::path(path)) ++count;
+  }
+  return count;
+}
+
+TEST(BundleReaderTest, CloseDataFilesKeepsTheIndexAndReopensOnTheNextRead) {
+  if (!std::filesystem::exists("/proc/self/fd")) GTEST_SKIP() << "needs /proc";
+  ScratchDir dir;
+  const std::string prefix = dir.Join("ckpt");
+  WriteSmallBundle(prefix);
+  const std::string data_name =
+      std::filesystem::canonical(prefix + ".data-00000-of-00001").string();
+  auto reader = BundleReader::Open(prefix);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ(OpenDescriptorsOn(data_name), 0);
+  float a[4] = {};
+  ASSERT_TRUE((*reader)->ReadTensor("a", a, sizeof(a)).ok());
+  EXPECT_EQ(OpenDescriptorsOn(data_name), 1);
+  (*reader)->CloseDataFiles();
+  EXPECT_EQ(OpenDescriptorsOn(data_name), 0);
+  EXPECT_NE((*reader)->Find("b"), nullptr);  // the index is still there
+  float again[4] = {};
+  ASSERT_TRUE((*reader)->ReadTensor("a", again, sizeof(again)).ok());
+  EXPECT_EQ(again[3], 4.0f);
+  (*reader)->CloseDataFiles();
+  std::filesystem::remove(data_name);
+  Status s = (*reader)->ReadTensor("a", again, sizeof(again));
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
+}
+
+}  // namespace
+}  // namespace trackpoint
