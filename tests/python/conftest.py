@@ -1,13 +1,29 @@
 """Shared helpers for the Python tests: the TensorFlow fixtures and their expected values."""
 
 import base64
+import importlib.util
 import json
+import os
 import pathlib
+import sys
 
 import numpy as np
 import pytest
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def _tf_python():
+    """A Python with TensorFlow for the live interop checks: $TRACKPOINT_TF_PYTHON,
+    or this one when tensorflow is importable; None otherwise."""
+    explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
+    if explicit:
+        return explicit
+    return sys.executable if importlib.util.find_spec("tensorflow") is not None else None
+
+
+TF_PYTHON = _tf_python()
+needs_tf = pytest.mark.skipif(TF_PYTHON is None, reason="needs TensorFlow (set TRACKPOINT_TF_PYTHON)")
 
 # Fixture directories written by tests/fixtures/generate.py.
 FIXTURE_NAMES = [

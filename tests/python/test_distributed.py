@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import glob
-import importlib.util
 import json
 import os
 import random
@@ -35,6 +34,7 @@ import pytest
 import trackpoint
 from trackpoint import distributed as dist_tp
 from trackpoint.distributed import ShardedTensor, even_split
+from conftest import TF_PYTHON
 
 pytest.importorskip("torch.distributed")
 pytest.importorskip("ml_dtypes")  # the bfloat16 tensor
@@ -675,13 +675,6 @@ def test_read_region(job2):
 
 
 # ---- TensorFlow ------------------------------------------------------------------------------
-def _tf_python():
-    explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
-    if explicit:
-        return explicit
-    if importlib.util.find_spec("tensorflow") is not None:
-        return sys.executable
-    return None
 
 
 TF_SCRIPT = r"""
@@ -704,7 +697,7 @@ tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=job["merge"], destination_pref
 
 
 def test_tensorflow_reads_merged_checkpoints_and_merges_alike(tmp_path, job2, job4):
-    python = _tf_python()
+    python = TF_PYTHON
     if python is None:
         pytest.skip("TensorFlow is not available (set TRACKPOINT_TF_PYTHON)")
     # Parts as two processes write them, merged by TensorFlow and by trackpoint.

@@ -19,7 +19,6 @@ This file is also the worker: ``python test_distributed_jax.py '<json>'``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -33,6 +32,7 @@ import pytest
 
 import trackpoint
 from trackpoint.bundle import BundleReader
+from conftest import TF_PYTHON
 
 DEVICES_PER_PROCESS = 2
 
@@ -516,13 +516,6 @@ def test_several_slices_of_one_process(tmp_path):
 
 
 # ---- TensorFlow ------------------------------------------------------------------------------
-def _tf_python():
-    explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
-    if explicit:
-        return explicit
-    if importlib.util.find_spec("tensorflow") is not None:
-        return sys.executable
-    return None
 
 
 TF_SCRIPT = r"""
@@ -541,7 +534,7 @@ for prefix, out in json.loads(sys.argv[1]):
 
 
 def test_tensorflow_reads_the_merged_checkpoints(jobs, tmp_path):
-    python = _tf_python()
+    python = TF_PYTHON
     if python is None:
         pytest.skip("TensorFlow is not available (set TRACKPOINT_TF_PYTHON)")
     job = [

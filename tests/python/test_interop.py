@@ -7,11 +7,9 @@ is available (TRACKPOINT_TF_PYTHON, or tensorflow importable here), the live
 tests have TensorFlow itself restore what trackpoint wrote.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 import tempfile
 
 import numpy as np
@@ -19,7 +17,7 @@ import pytest
 
 import trackpoint
 
-from conftest import FIXTURES
+from conftest import FIXTURES, TF_PYTHON, needs_tf
 from structures import build, decode_record
 
 OBJECTS = FIXTURES / "objects"
@@ -92,19 +90,6 @@ def test_restores_what_tensorflow_wrote(directory, entry):
 
 
 # ---- live TensorFlow --------------------------------------------------------------------
-
-
-def _tf_python():
-    explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
-    if explicit:
-        return explicit
-    if importlib.util.find_spec("tensorflow") is not None:
-        return sys.executable
-    return None
-
-
-TF_PYTHON = _tf_python()
-needs_tf = pytest.mark.skipif(TF_PYTHON is None, reason="needs TensorFlow (set TRACKPOINT_TF_PYTHON)")
 
 
 def _tf_restore(prefix, structure_file):

@@ -5,11 +5,8 @@ The fixtures in tests/fixtures/tf_train/ema/ were written by TensorFlow
 (set TRACKPOINT_TF_PYTHON to a Python that has it).
 """
 
-import importlib.util
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +14,12 @@ import pytest
 
 import trackpoint
 from trackpoint.moving_averages import restore_by_name
+from conftest import TF_PYTHON, needs_tf
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "tf_train" / "ema"
 MANIFEST = json.loads((FIXTURE / "manifest.json").read_text())
 DTYPES = {"w": np.float32, "b": np.float32, "d": np.float64}
 NAMES = {"w": "w", "b": "dense/bias", "d": "d64"}
-
-
-def _tf_python():
-    explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
-    if explicit:
-        return explicit
-    return sys.executable if importlib.util.find_spec("tensorflow") else None
-
-
-TF_PYTHON = _tf_python()
-needs_tf = pytest.mark.skipif(TF_PYTHON is None, reason="needs TensorFlow (set TRACKPOINT_TF_PYTHON)")
 
 
 def expected(name):

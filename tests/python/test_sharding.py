@@ -3,12 +3,10 @@ same data files and index, byte for byte, as TF writes for the same tensors
 and policy (fixtures in tests/fixtures/tf_train/sharding/ and multishard/,
 written by generate_tf_train.py and generate.py)."""
 
-import importlib.util
 import json
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +21,10 @@ from trackpoint.experimental import (
     ShardByTaskPolicy,
     ShardingCallback,
 )
+from conftest import TF_PYTHON, needs_tf
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SHARDING = FIXTURES / "tf_train" / "sharding"
-
-
-def _tf_python():
-    explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
-    if explicit:
-        return explicit
-    return sys.executable if importlib.util.find_spec("tensorflow") else None
-
-
-TF_PYTHON = _tf_python()
-needs_tf = pytest.mark.skipif(TF_PYTHON is None, reason="needs TensorFlow (set TRACKPOINT_TF_PYTHON)")
 
 
 def sharding_values():

@@ -15,6 +15,7 @@ import trackpoint
 from trackpoint import errors
 from trackpoint.adapters import adapt
 from trackpoint.adapters.stateful import Stateful, decode_state, encode_state
+from conftest import TF_PYTHON
 
 torch = pytest.importorskip("torch")
 
@@ -376,15 +377,6 @@ def test_private_names_are_configuration_but_their_trackables_are_checked(tmp_pa
     ckpt.write(tmp_path / "d")
 
 
-def _tf_python():
-    import importlib.util
-
-    explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
-    if explicit:
-        return explicit
-    return sys.executable if importlib.util.find_spec("tensorflow") is not None else None
-
-
 def _scheduler_and_user_checkpoint(tmp_path):
     model, opt = model_and_opt()
     sched = torch.optim.lr_scheduler.StepLR(opt, 2)
@@ -404,7 +396,7 @@ def test_stateful_values_are_readable_by_trackpoint_inspect(tmp_path):
     assert '"last_epoch": 3' in out.stdout
 
 
-@pytest.mark.skipif(_tf_python() is None, reason="needs TensorFlow (set TRACKPOINT_TF_PYTHON)")
+@pytest.mark.skipif(TF_PYTHON is None, reason="needs TensorFlow (set TRACKPOINT_TF_PYTHON)")
 def test_stateful_values_are_readable_by_tensorflow(tmp_path):
     path = _scheduler_and_user_checkpoint(tmp_path)
     script = (
@@ -413,7 +405,7 @@ def test_stateful_values_are_readable_by_tensorflow(tmp_path):
         "print(json.dumps({'sums': r.get_tensor('acc/.ATTRIBUTES/sums').tolist(),\n"
         "  'sched': json.loads(r.get_tensor('scheduler/.ATTRIBUTES/py_state'))['last_epoch']}))\n"
     )
-    out = subprocess.run([_tf_python(), "-c", script, path], capture_output=True, text=True,
+    out = subprocess.run([TF_PYTHON, "-c", script, path], capture_output=True, text=True,
                          timeout=300, check=False)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"sums": [1.5, 2.5], "sched": 3}

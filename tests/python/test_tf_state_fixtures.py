@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, expected_value
+from conftest import FIXTURES, TF_PYTHON, expected_value
 
 import trackpoint
 from trackpoint.bundle import BundleReader, BundleWriter
@@ -384,14 +384,6 @@ def test_a_shape_mismatch_keeps_tensorflows_words_and_names_both_shapes():
     assert "checkpoint has float32[2], object has float32[3]" in message
 
 
-def _tf_python():
-    explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
-    if explicit:
-        return explicit
-    import importlib.util
-    return sys.executable if importlib.util.find_spec("tensorflow") else None
-
-
 TF_RESTORE_TABLE = r"""
 import json, sys
 import tensorflow as tf
@@ -403,7 +395,7 @@ print(json.dumps([int(table.lookup(tf.constant(k)).numpy()) for k in keys]))
 
 
 def test_tensorflow_restores_a_table_trackpoint_wrote(tmp_path):
-    python = _tf_python()
+    python = TF_PYTHON
     if python is None:
         pytest.skip("TensorFlow is not available (set TRACKPOINT_TF_PYTHON)")
     table = Table(object, np.int64)

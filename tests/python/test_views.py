@@ -2,32 +2,19 @@
 checkpoint_view_test.py / trackable_view_test.py and the values TF 2.21
 reported on tests/fixtures/tf_train/views/ (generate_tf_train.py)."""
 
-import importlib.util
 import json
 import logging
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import trackpoint
+from conftest import TF_PYTHON, needs_tf
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "tf_train" / "views"
 RECORD = json.loads((FIXTURE / "views.json").read_text())
-
-
-def _tf_python():
-    explicit = os.environ.get("TRACKPOINT_TF_PYTHON")
-    if explicit:
-        return explicit
-    return sys.executable if importlib.util.find_spec("tensorflow") else None
-
-
-TF_PYTHON = _tf_python()
-needs_tf = pytest.mark.skipif(TF_PYTHON is None, reason="needs TensorFlow (set TRACKPOINT_TF_PYTHON)")
 
 
 class Leafy(trackpoint.Trackable):
