@@ -11,25 +11,30 @@ its own parse error, never anything else; a state that parses must format to
 text that encodes as UTF-8 (what ``update_checkpoint_state`` writes) and
 parses back to the same state.
 
-management.py uses only the standard library; it is loaded from the source
-tree, so this runs without the C++ core being built.
+management.py and the modules it imports use only the standard library;
+they are loaded from the source tree, so this runs without the C++ core
+being built.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import math
 import pathlib
 import sys
+import types
 
 import atheris
 
-_SOURCE = pathlib.Path(__file__).resolve().parents[2] / "python" / "trackpoint" / "management.py"
+_PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "python" / "trackpoint"
 
-_spec = importlib.util.spec_from_file_location("_tp_management", _SOURCE)
-management = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = management  # dataclasses looks the module up
-_spec.loader.exec_module(management)
+# The package's modules from the source tree, without its __init__ (which
+# loads the C++ core): management.py and the two it imports (_paths, errors)
+# use only the standard library.
+_package = types.ModuleType("trackpoint")
+_package.__path__ = [str(_PACKAGE)]
+sys.modules["trackpoint"] = _package
+management = importlib.import_module("trackpoint.management")
 for _function in (
     management._parse_state,
     management._unquote,
