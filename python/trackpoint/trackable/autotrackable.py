@@ -4,8 +4,14 @@ like tf.Module. The list, dict and tuple wrappers are in data_structures.py."""
 from __future__ import annotations
 
 from .base import Trackable
-from .data_structures import (DictWrapper, ListWrapper, NoDependency, TupleWrapper,
-                              as_trackable, wrap_value)
+from .data_structures import (
+    DictWrapper,
+    ListWrapper,
+    NoDependency,
+    TupleWrapper,
+    as_trackable,
+    wrap_value,
+)
 
 __all__ = ["AutoTrackable", "DictWrapper", "ListWrapper", "NoDependency", "TupleWrapper",
            "as_trackable", "wrap_value"]

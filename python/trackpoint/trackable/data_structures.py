@@ -328,19 +328,19 @@ class ListWrapper(list, Trackable):
     __class_getitem__ = classmethod(GenericAlias)
 
     # ---- copies keep the wrapper's state (an unsaveable list stays unsaveable) -------------
-    def _copy_state_to(self, other: "ListWrapper") -> "ListWrapper":
+    def _copy_state_to(self, other: ListWrapper) -> ListWrapper:
         self._check_external()
         object.__setattr__(other, "_self_external", self._self_external)
         object.__setattr__(other, "_self_mutation", self._self_mutation)
         return other
 
-    def copy(self) -> "ListWrapper":
+    def copy(self) -> ListWrapper:
         return self._copy_state_to(ListWrapper(list(self._self_storage)))
 
-    def __copy__(self) -> "ListWrapper":
+    def __copy__(self) -> ListWrapper:
         return self.copy()
 
-    def __deepcopy__(self, memo) -> "ListWrapper":
+    def __deepcopy__(self, memo) -> ListWrapper:
         result = ListWrapper.__new__(ListWrapper)
         memo[id(self)] = result
         ListWrapper.__init__(result, copy.deepcopy(self._self_storage, memo))
@@ -505,22 +505,22 @@ class DictWrapper(dict, Trackable):
     __class_getitem__ = classmethod(GenericAlias)
 
     @classmethod
-    def fromkeys(cls, keys, value=None) -> "DictWrapper":
+    def fromkeys(cls, keys, value=None) -> DictWrapper:
         return cls(dict.fromkeys(keys, value))
 
     # ---- copies keep the wrapper's state -------------------------------------------------
-    def _copy_state_to(self, other: "DictWrapper") -> "DictWrapper":
+    def _copy_state_to(self, other: DictWrapper) -> DictWrapper:
         self._check_external()
         object.__setattr__(other, "_self_external", self._self_external)
         return other
 
-    def copy(self) -> "DictWrapper":
+    def copy(self) -> DictWrapper:
         return self._copy_state_to(DictWrapper(dict(self._self_storage)))
 
-    def __copy__(self) -> "DictWrapper":
+    def __copy__(self) -> DictWrapper:
         return self.copy()
 
-    def __deepcopy__(self, memo) -> "DictWrapper":
+    def __deepcopy__(self, memo) -> DictWrapper:
         result = DictWrapper.__new__(DictWrapper)
         memo[id(self)] = result
         DictWrapper.__init__(result, copy.deepcopy(self._self_storage, memo))

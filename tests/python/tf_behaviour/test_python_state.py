@@ -153,7 +153,7 @@ def test_deserialize_receives_the_bytes_serialize_returned(tmp_path):
     text = Raw("héllo")
     path = trackpoint.Checkpoint(s=text).write(str(tmp_path / "text"))
     trackpoint.Checkpoint(s=fresh).read(path)
-    assert fresh.value == "héllo".encode("utf-8")
+    assert fresh.value == "héllo".encode()
 
 
 def test_serialize_returning_another_type_is_refused(tmp_path):
