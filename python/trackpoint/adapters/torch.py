@@ -78,7 +78,7 @@ import numpy as np
 
 from .._device import DeviceBuffer
 from ..dtypes import as_dtype
-from . import cached_adapter
+from ._cache import cached_adapter
 from ..errors import InvalidArgumentError
 from ..trackable.base import Trackable
 from ..trackable.python_state import PythonState
@@ -109,7 +109,7 @@ def _dtype_name(tensor) -> str:
     return str(tensor.dtype).rsplit(".", 1)[-1]
 
 
-def _to_numpy(tensor) -> np.ndarray:
+def to_numpy(tensor) -> np.ndarray:
     """A CPU numpy array with the tensor's value (no copy for a dense CPU tensor)."""
     torch = _torch()
     if tensor.layout != torch.strided:
@@ -127,7 +127,7 @@ def _to_numpy(tensor) -> np.ndarray:
     return t.view(getattr(torch, int_name)).numpy().view(getattr(ml_dtypes, ml_name))
 
 
-def _from_numpy(array: np.ndarray):
+def from_numpy(array: np.ndarray):
     """A CPU tensor sharing the (C-contiguous) array's memory."""
     torch = _torch()
     if not array.flags.c_contiguous:
@@ -173,10 +173,10 @@ def _device_buffer(tensor, for_restore: bool = False) -> DeviceBuffer:
 
 def _saved_value(tensor):
     """What a save writes for a tensor: a DeviceBuffer for a CUDA tensor
-    (staged through pinned buffers), else a numpy array (see _to_numpy)."""
+    (staged through pinned buffers), else a numpy array (see to_numpy)."""
     if _is_staged(tensor):
         return _device_buffer(tensor)
-    return _to_numpy(tensor)
+    return to_numpy(tensor)
 
 
 def _spec(tensor) -> tuple:
@@ -210,7 +210,7 @@ def _live_buffer(tensor) -> dict:
     ):
         return {}
     try:
-        return {VARIABLE_VALUE: _to_numpy(tensor)}
+        return {VARIABLE_VALUE: to_numpy(tensor)}
     except (TypeError, ImportError):  # a dtype numpy cannot view
         return {}
 
@@ -238,7 +238,7 @@ def _copy_into(tensor, array) -> None:
         torch.autograd.graph.increment_version(tensor)
         return
     with torch.no_grad():
-        tensor.copy_(_from_numpy(array))
+        tensor.copy_(from_numpy(array))
 
 
 def adapt(obj):
@@ -285,7 +285,7 @@ class Tensor(Trackable):
         return self._self_tensor
 
     def __array__(self, dtype=None, copy=None):
-        array = _to_numpy(self._self_tensor)
+        array = to_numpy(self._self_tensor)
         return array if dtype is None else array.astype(dtype)
 
     def __repr__(self) -> str:
@@ -474,7 +474,7 @@ class _Slot(Trackable):
         """The state tensor torch's load_state_dict would make from this value."""
         torch = _torch()
         param = self._self_param
-        value = _from_numpy(array)
+        value = from_numpy(array)
         group = self._self_owner._group_of(param) or {}
         if self._self_name == "step":
             if group.get("capturable") or group.get("fused"):
@@ -601,7 +601,7 @@ class RNGTensor(Trackable):
         return f"<trackpoint torch RNG state of {self._self_wrapped!r}>"
 
     def _serialize_to_tensors(self) -> dict:
-        return {VARIABLE_VALUE: _to_numpy(self._self_get_state())}
+        return {VARIABLE_VALUE: to_numpy(self._self_get_state())}
 
     def _tensor_names(self) -> list:
         return [VARIABLE_VALUE]
