@@ -77,7 +77,7 @@ import numbers
 import numpy as np
 
 from .._device import DeviceBuffer
-from ..dtypes import as_dtype
+from ..dtypes import TORCH_BIT_VIEWS, as_dtype
 from ._cache import cached_adapter
 from ..errors import InvalidArgumentError
 from ..trackable.base import Trackable
@@ -94,17 +94,6 @@ def _torch():
 
 
 # ---- dtypes ------------------------------------------------------------------------------
-# torch dtypes numpy cannot hold: (torch dtype name, integer view of the same
-# width, ml_dtypes type name).
-_VIEWED = {
-    "bfloat16": ("int16", "bfloat16"),
-    "float8_e4m3fn": ("uint8", "float8_e4m3fn"),
-    "float8_e5m2": ("uint8", "float8_e5m2"),
-    "float8_e4m3fnuz": ("uint8", "float8_e4m3fnuz"),
-    "float8_e5m2fnuz": ("uint8", "float8_e5m2fnuz"),
-}
-
-
 def _dtype_name(tensor) -> str:
     return str(tensor.dtype).rsplit(".", 1)[-1]
 
@@ -118,13 +107,13 @@ def to_numpy(tensor) -> np.ndarray:
     if t.device.type != "cpu":
         t = t.to("cpu")
     t = t.resolve_conj().resolve_neg()
-    viewed = _VIEWED.get(_dtype_name(t))
-    if viewed is None:
+    name = _dtype_name(t)
+    int_name = TORCH_BIT_VIEWS.get(name)
+    if int_name is None:
         return t.numpy()
     import ml_dtypes
 
-    int_name, ml_name = viewed
-    return t.view(getattr(torch, int_name)).numpy().view(getattr(ml_dtypes, ml_name))
+    return t.view(getattr(torch, int_name)).numpy().view(getattr(ml_dtypes, name))
 
 
 def from_numpy(array: np.ndarray):
@@ -133,8 +122,8 @@ def from_numpy(array: np.ndarray):
     if not array.flags.c_contiguous:
         array = np.array(array, order="C")  # (np.ascontiguousarray makes 0-d arrays 1-d)
     name = array.dtype.name
-    if name in _VIEWED:
-        int_name = _VIEWED[name][0]
+    if name in TORCH_BIT_VIEWS:
+        int_name = TORCH_BIT_VIEWS[name]
         return torch.from_numpy(array.view(int_name)).view(getattr(torch, name))
     return torch.from_numpy(array)
 

@@ -15,10 +15,10 @@ import zipfile
 import numpy as np
 
 from ..bundle import BundleWriter
-from ..dtypes import DType
+from ..dtypes import TORCH_BIT_VIEWS, DType
 from ..errors import AlreadyExistsError, InvalidArgumentError
 from . import _safetensors
-from ._sources import RAW_BITS, TORCH, import_torch, itemsize
+from ._sources import TORCH, import_torch, itemsize
 
 __all__ = ["Sink", "open_sink", "sink_supports"]
 
@@ -131,8 +131,8 @@ class TorchSink(Sink):
     def add(self, key: str, dtype: DType, array: np.ndarray) -> None:
         torch = self._torch
         name = TORCH[dtype.name]
-        if dtype.name in RAW_BITS:
-            bits = np.asarray(array, order="C").view(RAW_BITS[dtype.name])
+        if dtype.name in TORCH_BIT_VIEWS:
+            bits = np.asarray(array, order="C").view(TORCH_BIT_VIEWS[dtype.name])
             tensor = torch.from_numpy(bits.copy()).view(getattr(torch, name))
         else:
             tensor = torch.from_numpy(np.array(array, dtype=name, order="C", copy=True))

@@ -15,8 +15,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._restore import OBJECT_GRAPH_KEY
 from ..bundle import BundleReader
-from ..dtypes import DType, as_dtype
+from ..dtypes import TORCH_BIT_VIEWS, DType, as_dtype
 from ..errors import DataLossError, InvalidArgumentError, NotFoundError, UnimplementedError
 from ..management import latest_checkpoint
 from . import _safetensors
@@ -41,7 +42,6 @@ _EXTENSIONS = {
     ".bin": "torch",
 }
 
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
 class TensorSpec(NamedTuple):
@@ -332,14 +332,6 @@ TORCH = {
     )
 }
 TORCH.update(qint8="int8", quint8="uint8", qint16="int16", quint16="uint16", qint32="int32")
-# Types numpy only has through ml_dtypes: they cross to torch as raw bits.
-RAW_BITS = {
-    "bfloat16": "uint16",
-    "float8_e5m2": "uint8",
-    "float8_e4m3fn": "uint8",
-    "float8_e4m3fnuz": "uint8",
-    "float8_e5m2fnuz": "uint8",
-}
 
 
 def import_torch():
@@ -417,8 +409,8 @@ class TorchSource(Source):
         torch = import_torch()
         dtype = self.spec(key).dtype
         t = self._tensor(key).detach().cpu().contiguous()
-        if dtype.name in RAW_BITS:
-            bits = t.view(getattr(torch, RAW_BITS[dtype.name])).numpy()
+        if dtype.name in TORCH_BIT_VIEWS:
+            bits = t.view(getattr(torch, TORCH_BIT_VIEWS[dtype.name])).numpy()
             return bits.view(dtype.as_numpy_dtype)
         return t.numpy()
 

@@ -24,22 +24,12 @@ import sys
 
 import numpy as np
 
-from ..dtypes import DType, as_dtype
+from ..dtypes import TORCH_BIT_VIEWS, DType, as_dtype
 from ..errors import InvalidArgumentError
 from ..trackable.base import Trackable
 from ..trackable.variable import VARIABLE_VALUE
 
 __all__ = ["LocalSlice", "LocalSlices", "ShardedTensor", "even_split"]
-
-# torch dtypes numpy lacks, moved as integers of the same width.
-_TORCH_BIT_VIEWS = {
-    "bfloat16": "int16",
-    "float8_e4m3fn": "uint8",
-    "float8_e5m2": "uint8",
-    "float8_e4m3fnuz": "uint8",
-    "float8_e5m2fnuz": "uint8",
-}
-
 
 def is_torch(value) -> bool:
     torch = sys.modules.get("torch")
@@ -59,7 +49,7 @@ def torch_as_numpy(tensor) -> np.ndarray:
     if t.device.type != "cpu":
         t = t.cpu()
     name = torch_dtype_name(t)
-    bits = _TORCH_BIT_VIEWS.get(name)
+    bits = TORCH_BIT_VIEWS.get(name)
     if bits is None:
         return t.numpy()
     return t.view(getattr(torch, bits)).numpy().view(as_dtype(name).as_numpy_dtype)
@@ -283,7 +273,7 @@ class ShardedTensor(Trackable):
             import torch
 
             name = torch_dtype_name(local)
-            bits = _TORCH_BIT_VIEWS.get(name)
+            bits = TORCH_BIT_VIEWS.get(name)
             array = np.ascontiguousarray(array, dtype=self._self_dtype.as_numpy_dtype)
             source = (
                 torch.from_numpy(array.view(bits)).view(local.dtype)
