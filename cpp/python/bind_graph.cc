@@ -146,6 +146,7 @@ nb::bytes Bytes(const std::string& s) { return nb::bytes(s.data(), s.size()); }
 }  // namespace
 
 void BindGraph(nb::module_& m) {
+  m.attr("OBJECT_GRAPH_KEY") = std::string(kObjectGraphKey);
   m.def(
       "build_saver_graph",
       [](const nb::list& objects, int root) {

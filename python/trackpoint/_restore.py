@@ -48,7 +48,7 @@ from .trackable.base import Trackable
 
 _log = logging.getLogger("trackpoint")
 
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+OBJECT_GRAPH_KEY = _core.OBJECT_GRAPH_KEY  # the bundle key of the object graph
 STRING_ENUM = 7
 VARIANT_ENUM = 21
 

@@ -13,7 +13,7 @@ from .trackable.base import Trackable
 from .trackable.python_state import PythonState, UnsavableStateError
 
 
-def _describe_graph(root: Trackable):
+def describe_graph(root: Trackable):
     """(objects, specs, values): every object reachable from root (root first),
     its spec for the C++ planner, and the tensors it saves."""
     objects = [root]
@@ -72,7 +72,7 @@ def snapshot(root: Trackable, pool=None) -> list:
     """Everything a write of root needs: ``(key, value, dtype)`` for every
     tensor in data-file order, the object graph last. With a staging pool the
     values are copies (for a background write); without, the live arrays."""
-    objects, specs, values = _describe_graph(root)
+    objects, specs, values = describe_graph(root)
     plan = _core.build_saver_graph(specs, 0)
     keys = plan["keys"]
     items = []
@@ -97,3 +97,33 @@ def write_items(items: list, prefix: str) -> str:
 def write_object_graph(root: Trackable, prefix: str) -> str:
     """Writes every value reachable from root, and the object graph, to prefix."""
     return write_items(snapshot(root), prefix)
+
+
+def graph_root(obj) -> Trackable:
+    """The object graph's node 0 for obj: a Checkpoint's root object (see
+    ``Checkpoint._graph_root``), or obj itself for any other trackable."""
+    root = getattr(obj, "_graph_root", None)
+    return root() if root is not None else obj
+
+
+def run_write_callbacks(options, path: str) -> None:
+    """Runs ``options.experimental_write_callbacks`` once path is written, each
+    with path if it takes an argument (as TensorFlow's), else with none."""
+    import inspect
+
+    for callback in getattr(options, "experimental_write_callbacks", None) or []:
+        try:
+            takes_path = len(inspect.signature(callback).parameters) > 0
+        except (TypeError, ValueError):
+            takes_path = True
+        callback(path) if takes_path else callback()
+
+
+def give_back_number(counter, number: int) -> None:
+    """Undoes a failed save's increment of save_counter, so that the next save
+    takes its number and checkpoints stay numbered 1, 2, 3, ... as
+    TensorFlow's. For a background save it runs when the failure surfaces
+    (its path, already returned, never appears), and only if nothing
+    assigned the counter since."""
+    if int(counter) == number:
+        counter.assign(number - 1)

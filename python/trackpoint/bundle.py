@@ -62,7 +62,7 @@ def _as_string_element(x) -> bytes:
     raise InvalidArgumentError(f"string tensors hold bytes or str, not {type(x).__name__}")
 
 
-def _prepare(value, dtype) -> tuple[DType, np.ndarray]:
+def prepare_value(value, dtype) -> tuple[DType, np.ndarray]:
     """The (dtype, array) to store for a value; strings as an object array of bytes."""
     if (type(value) is np.ndarray and value.dtype.kind not in "OSU"
             and value.flags.c_contiguous):  # the common case, no copy
@@ -116,7 +116,7 @@ class BundleWriter:
             target = checked_dtype(key, value, dtype)
             self._writer.add_batch([(key, target.enum, list(value.shape), value._batch_data(), shard)])
             return
-        target, array = _prepare(value, dtype)
+        target, array = prepare_value(value, dtype)
         if target.name == "string":
             self._writer.add_strings(key, list(array.shape), list(array.reshape(-1)), shard)
         else:
@@ -133,7 +133,7 @@ class BundleWriter:
                 target = checked_dtype(key, value, dtype)
                 batch.append((key, target.enum, list(value.shape), value._batch_data(), 0))
                 continue
-            target, array = _prepare(value, dtype)
+            target, array = prepare_value(value, dtype)
             data = list(array.reshape(-1)) if target.name == "string" else _as_bytes_view(array)
             batch.append((key, target.enum, list(array.shape), data, 0))
         self._writer.add_batch(batch)
@@ -154,7 +154,7 @@ class BundleWriter:
         ``FULL_EXTENT`` for a whole dimension) and ``value`` only the slice's
         elements. The reader assembles the full tensor from its slices.
         """
-        target, array = _prepare(value, dtype)
+        target, array = prepare_value(value, dtype)
         if target.name == "string":
             raise InvalidArgumentError(f"key {key!r}: partitioned string tensors are not supported")
         self._writer.add_slice(

@@ -19,12 +19,12 @@ import weakref
 
 from ._async import AsyncWriter
 from ._paths import local_path
-from ._restore import OBJECT_GRAPH_KEY, NameBasedRestore, ObjectGraphRestore
-from ._saver import snapshot, write_items
+from ._load import read_into
+from ._saver import give_back_number, run_write_callbacks, snapshot, write_items
 from .bundle import BundleReader
 from .errors import NotFoundError
 from .management import make_directories, update_checkpoint_state
-from .status import CheckpointLoadStatus, InitializationOnlyStatus, NameBasedSaverStatus
+from .status import InitializationOnlyStatus
 from .trackable.autotrackable import AutoTrackable, as_trackable, wrap_value
 from .trackable.base import Trackable
 from .trackable.variable import Variable
@@ -65,17 +65,6 @@ def _is_async(options: CheckpointOptions | None) -> bool:
     return bool(options and (options.enable_async or options.experimental_enable_async_checkpoint))
 
 
-def _run_write_callbacks(options: CheckpointOptions | None, path: str) -> None:
-    import inspect
-
-    for callback in (options.experimental_write_callbacks or []) if options else []:
-        try:
-            takes_path = len(inspect.signature(callback).parameters) > 0
-        except (TypeError, ValueError):
-            takes_path = True
-        callback(path) if takes_path else callback()
-
-
 def _write_snapshot(items: list, path: str, options: CheckpointOptions | None) -> None:
     callback = options.experimental_sharding_callback if options else None
     if callback is None:
@@ -84,16 +73,6 @@ def _write_snapshot(items: list, path: str, options: CheckpointOptions | None) -
         from .experimental import write_sharded
 
         write_sharded(items, path, callback)
-
-
-def _give_back(counter: Variable, number: int) -> None:
-    """Undoes a failed save's increment of save_counter, so that the next save
-    takes its number and checkpoints stay numbered 1, 2, 3, ... as
-    TensorFlow's. For a background save it runs when the failure surfaces
-    (its path, already returned, never appears), and only if nothing
-    assigned the counter since."""
-    if int(counter) == number:
-        counter.assign(number - 1)
 
 
 class _RootWithAttachments(Trackable):
@@ -304,7 +283,7 @@ class Checkpoint(AutoTrackable):
                 _write_snapshot(items, path, options)
                 if on_done is not None:
                     on_done()
-                _run_write_callbacks(options, path)
+                run_write_callbacks(options, path)
 
             writer.submit(finish, on_failed)
             return
@@ -312,7 +291,7 @@ class Checkpoint(AutoTrackable):
         _write_snapshot(snapshot(root), path, options)
         if on_done is not None:
             on_done()
-        _run_write_callbacks(options, path)
+        run_write_callbacks(options, path)
 
     def _async_writer(self) -> AsyncWriter:
         writer = self.__dict__.get("_self_async_writer")
@@ -348,10 +327,10 @@ class Checkpoint(AutoTrackable):
                 options,
                 on_done=lambda: update_checkpoint_state(os.path.dirname(path), path, [path],
                                                         save_relative_paths=True),
-                on_failed=lambda: _give_back(counter, number),
+                on_failed=lambda: give_back_number(counter, number),
             )
         except BaseException:
-            _give_back(counter, number)
+            give_back_number(counter, number)
             raise
         return path
 
@@ -384,16 +363,8 @@ class Checkpoint(AutoTrackable):
                 f"{e}. Checkpoints written by save() are named <prefix>-<N>: pass "
                 "the full path, e.g. the one save() returned or latest_checkpoint()."
             ) from None
-        root = self._graph_root()
-        if OBJECT_GRAPH_KEY not in reader:
-            restore = NameBasedRestore(reader)
-            restore.restore_subtree(root)
-            return NameBasedSaverStatus(restore, root)
-        graph = reader.read(OBJECT_GRAPH_KEY)[()]
         skip = bool(options and options.experimental_skip_slot_variables)
-        restore = ObjectGraphRestore(root, reader, graph, skip_slot_variables=skip)
-        restore.bind_and_restore(0, root)
-        return CheckpointLoadStatus(restore, root)
+        return read_into(self._graph_root(), reader, skip_slot_variables=skip)
 
     def restore(self, save_path, options: CheckpointOptions | None = None):
         """Restores from ``save_path`` (a prefix, or a SavedModel directory:

@@ -24,6 +24,17 @@ from .errors import InvalidArgumentError, UnimplementedError
 
 __all__ = ["DType", "as_dtype"]
 
+# torch dtypes numpy holds only through ml_dtypes, by name -> the integer type
+# of the same width their bits cross the torch/numpy boundary as (a view, no
+# conversion). The one table: adapters, distributed and convert read it.
+TORCH_BIT_VIEWS = {
+    "bfloat16": "int16",
+    "float8_e4m3fn": "uint8",
+    "float8_e5m2": "uint8",
+    "float8_e4m3fnuz": "uint8",
+    "float8_e5m2fnuz": "uint8",
+}
+
 # enum value -> (TensorFlow name, numpy dtype name, where numpy finds it).
 # Quantized types come back as their plain integer type, as TensorFlow's
 # reader returns them.

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import _core
 from ._restore import OBJECT_GRAPH_KEY
-from .bundle import BundleWriter, _prepare
+from .bundle import BundleWriter, prepare_value
 from .dtypes import DType
 from .errors import InvalidArgumentError, UnimplementedError
 from .trackable.python_state import PythonState
@@ -298,7 +298,7 @@ class MaxShardSizePolicy(ShardingCallback):
 def _shardables(items: list) -> list:
     out = []
     for key, value, dtype in items:
-        target, array = _prepare(value, dtype)
+        target, array = prepare_value(value, dtype)
         out.append(ShardableTensor(None, array, target, _DEVICE, key, tuple(array.shape), "",
                                    key, None))
     return out

@@ -427,11 +427,11 @@ def update_checkpoint_state(
 
         trackpoint.update_checkpoint_state("/tmp/run", "/tmp/run/ckpt-3")
     """
-    _update_state(save_dir, model_checkpoint_path, all_model_checkpoint_paths, latest_filename,
+    update_state_file(save_dir, model_checkpoint_path, all_model_checkpoint_paths, latest_filename,
                   all_model_checkpoint_timestamps, last_preserved_timestamp, save_relative_paths)
 
 
-def _update_state(save_dir, model_checkpoint_path, all_model_checkpoint_paths=None,
+def update_state_file(save_dir, model_checkpoint_path, all_model_checkpoint_paths=None,
                   latest_filename=None, all_model_checkpoint_timestamps=None,
                   last_preserved_timestamp=None, save_relative_paths=True,
                   sync_dir=True) -> str | None:

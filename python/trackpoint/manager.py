@@ -63,14 +63,15 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 
 from . import _dirlock
 from ._paths import local_path
-from .checkpoint import _give_back
+from ._saver import give_back_number
 from .errors import CheckpointError, FailedPreconditionError, from_os_error
 from .management import (
-    _update_state,
+    update_state_file,
     get_checkpoint_state,
     make_directories,
     read_checkpoint_state,
@@ -363,15 +364,11 @@ class CheckpointManager:
 
         def give_back():
             if not committed:
-                _give_back(counter, count)
+                give_back_number(counter, count)
 
         try:
             if coordinator is not None:
-                # Multi-process save (hook for trackpoint.distributed): rank 0
-                # alone writes the metrics and state files and deletes; the
-                # others mirror.
-                from .distributed.saving import manager_save_hook
-                manager_save_hook(self, path, options, metrics)
+                self._save_coordinated(path, options, metrics)
             else:
                 self._checkpoint._write(path, options, on_done=on_durable, on_failed=give_back)
         except BaseException:
@@ -380,6 +377,52 @@ class CheckpointManager:
         if step is not None:  # a failed save does not push the next one back
             self._last_checkpoint_step = step
         return path
+
+    def _save_coordinated(self, path: str, options, metrics) -> None:
+        """Multi-process save (options.experimental_coordinator): every process
+        writes its part, then rank 0 alone writes the metrics and state files
+        and deletes old checkpoints (and temporary directories of interrupted
+        saves) while the other processes update their bookkeeping the same
+        way, with rank 0's timestamp. Nobody returns before rank 0 is done."""
+        from .distributed.saving import AbortedError, checkpoint_write_hook, describe_error
+
+        coordinator = options.experimental_coordinator
+        checkpoint_write_hook(self._checkpoint, path, options)
+        outcome = error = None
+        if coordinator.rank == 0:
+            try:
+                if metrics is not None:
+                    write_atomically(
+                        path + METRICS_SUFFIX, json.dumps(metrics, sort_keys=True).encode("utf-8"))
+                self._record(path, metrics)
+                self._remove_interrupted_temp_dirs()
+                outcome = {"stamp": self._maybe_delete.get(path)}
+            except Exception as e:  # noqa: BLE001
+                outcome, error = {"error": describe_error(e)}, e
+        outcome = coordinator.broadcast(outcome, src=0)
+        if "error" in outcome:
+            if coordinator.rank == 0:
+                raise error
+            raise AbortedError(
+                f"rank 0 could not record {path} in the state file: {outcome['error']}")
+        if coordinator.rank != 0:
+            # _record without its I/O, with rank 0's timestamp.
+            self._maybe_delete.pop(path, None)
+            self._maybe_delete[path] = outcome["stamp"]
+            self._metrics[path] = metrics
+            self._latest_checkpoint = path
+            self._sweep()
+
+    def _remove_interrupted_temp_dirs(self) -> None:
+        """Removes <name>-<N>_temp directories left by interrupted sharded saves."""
+        pattern = re.compile(re.escape(self._checkpoint_name) + r"-\d+_temp")
+        try:
+            names = os.listdir(self._directory)
+        except OSError:
+            return
+        for entry in names:
+            if pattern.fullmatch(entry):
+                shutil.rmtree(os.path.join(self._directory, entry), ignore_errors=True)
 
     def _commit(self, path: str, metrics) -> None:
         """Writes path's metrics file, then records path (see _record). A
@@ -438,7 +481,7 @@ class CheckpointManager:
         also_listed (path -> timestamp). Returns a post-commit problem or None."""
         listed = dict(also_listed)
         listed.update(self._maybe_delete)
-        return _update_state(
+        return update_state_file(
             self._directory, self._latest_checkpoint,
             all_model_checkpoint_paths=list(listed),
             all_model_checkpoint_timestamps=list(listed.values()),

@@ -461,3 +461,38 @@ def test_restore_into_cuda_tensors(tmp_path):
     state = fresh_opt.state[fresh[0].weight]
     assert state["exp_avg"].device.type == "cuda" and state["step"].device.type == "cpu"
     assert_same_state(model, opt, fresh, fresh_opt)
+
+
+def test_every_bfloat16_and_float8_bit_pattern_round_trips_through_each_bridge(tmp_path):
+    """The one bit-view table (trackpoint.dtypes.TORCH_BIT_VIEWS) carries every
+    bit pattern (NaN payloads, -0, subnormals) unchanged through the torch
+    adapter, distributed's torch view, and convert's torch source and sink."""
+    import ml_dtypes
+
+    from trackpoint import convert
+    from trackpoint.adapters.torch import from_numpy, to_numpy
+    from trackpoint.distributed.sharded import torch_as_numpy
+
+    cases = {"bfloat16": np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)}
+    for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"):
+        cases[name] = np.arange(256, dtype=np.uint16).astype(np.uint8)
+    for name, bits in cases.items():
+        tensor = torch.from_numpy(bits.copy()).view(getattr(torch, name))
+        array = to_numpy(tensor)
+        assert array.dtype == np.dtype(getattr(ml_dtypes, name))
+        assert array.view(bits.dtype).tobytes() == bits.tobytes(), name
+        assert torch_as_numpy(tensor).view(bits.dtype).tobytes() == bits.tobytes(), name
+        back = from_numpy(array)
+        assert back.dtype == getattr(torch, name)
+        assert back.view(getattr(torch, f"int{8 * bits.itemsize}")).numpy().view(
+            bits.dtype).tobytes() == bits.tobytes(), name
+        # torch file -> trackpoint checkpoint -> torch file.
+        source = tmp_path / f"{name}.pt"
+        torch.save({"w": tensor}, source)
+        convert.convert(str(source), str(tmp_path / f"{name}-ckpt"))
+        convert.convert(str(tmp_path / f"{name}-ckpt"), str(tmp_path / f"{name}-out.pt"))
+        out = torch.load(tmp_path / f"{name}-out.pt", weights_only=True)
+        (value,) = out.values()
+        assert value.dtype == getattr(torch, name)
+        assert value.view(getattr(torch, f"int{8 * bits.itemsize}")).numpy().view(
+            bits.dtype).tobytes() == bits.tobytes(), name

@@ -189,13 +189,13 @@ def _worker(args: dict) -> None:
         import trackpoint.manager as tmanager
 
         calls = []
-        real_update = tmanager._update_state
-        tmanager._update_state = lambda *a, **k: (calls.append(1), real_update(*a, **k))
+        real_update = tmanager.update_state_file
+        tmanager.update_state_file = lambda *a, **k: (calls.append(1), real_update(*a, **k))
         manager = trackpoint.CheckpointManager(
             ckpt, os.path.join(directory, "managed"), max_to_keep=2
         )
         result["managed"] = [manager.save(options=options) for _ in range(3)]
-        tmanager._update_state = real_update
+        tmanager.update_state_file = real_update
         result["manager_checkpoints"] = manager.checkpoints
         result["manager_latest"] = manager.latest_checkpoint
         result["state_updates"] = len(calls)

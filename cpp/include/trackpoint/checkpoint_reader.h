@@ -144,8 +144,7 @@ class CheckpointReader {
  public:
   // The key under which TF2 object-based checkpoints store their object
   // graph (a scalar string tensor).
-  static constexpr std::string_view kObjectGraphKey =
-      "_CHECKPOINTABLE_OBJECT_GRAPH";
+  static constexpr std::string_view kObjectGraphKey = trackpoint::kObjectGraphKey;
 
   // `path` is a checkpoint prefix, or a directory whose `checkpoint` state
   // file names the latest checkpoint (see LatestCheckpoint). A path to the

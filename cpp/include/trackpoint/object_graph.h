@@ -22,6 +22,10 @@
 
 namespace trackpoint {
 
+// Bundle key of the serialized TrackableObjectGraph (a scalar string tensor),
+// as TensorFlow names it. The one definition: C++ and Python read it here.
+inline constexpr std::string_view kObjectGraphKey = "_CHECKPOINTABLE_OBJECT_GRAPH";
+
 // An edge from a node to a child.
 struct ObjectReference {
   int32_t node_id = 0;     // index into TrackableObjectGraph::nodes

@@ -20,13 +20,11 @@
 #include <string>
 #include <string_view>
 
+#include "trackpoint/object_graph.h"
 #include "trackpoint/status.h"
 
 namespace trackpoint {
 
-// Bundle key of the serialized TrackableObjectGraph (a scalar string tensor).
-inline constexpr std::string_view kObjectGraphKey =
-    "_CHECKPOINTABLE_OBJECT_GRAPH";
 // Attribute name of a variable's value.
 inline constexpr std::string_view kVariableValueKey = "VARIABLE_VALUE";
 // Attribute name of a Python-state object's value (a scalar string).

@@ -105,9 +105,9 @@ def encode_state(state, tensors: dict, path=()):
         return {_NDARRAY: _add_tensor(tensors, path, state)}
     tensor_type = _torch_tensor_type()
     if tensor_type and isinstance(state, tensor_type):
-        from .torch import _to_numpy
+        from .torch import to_numpy
 
-        return {_TENSOR: _add_tensor(tensors, path, _to_numpy(state)),
+        return {_TENSOR: _add_tensor(tensors, path, to_numpy(state)),
                 "device": str(state.device)}
     if isinstance(state, tuple):
         return {_TUPLE: [encode_state(v, tensors, path + (i,)) for i, v in enumerate(state)]}
@@ -182,9 +182,9 @@ def _array(tensors: dict, name: str) -> np.ndarray:
 def _torch_tensor(array: np.ndarray, device: str):
     import torch
 
-    from .torch import _from_numpy
+    from .torch import from_numpy
 
-    tensor = _from_numpy(np.array(array, order="C", copy=True))
+    tensor = from_numpy(np.array(array, order="C", copy=True))
     if device != "cpu":
         target = torch.device(device)
         if target.type == "cuda" and torch.cuda.is_available() and (

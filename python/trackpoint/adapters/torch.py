@@ -77,8 +77,8 @@ import numbers
 import numpy as np
 
 from .._device import DeviceBuffer
-from ..dtypes import as_dtype
-from . import cached_adapter
+from ..dtypes import TORCH_BIT_VIEWS, as_dtype
+from ._cache import cached_adapter
 from ..errors import InvalidArgumentError
 from ..trackable.base import Trackable
 from ..trackable.python_state import PythonState
@@ -94,22 +94,11 @@ def _torch():
 
 
 # ---- dtypes ------------------------------------------------------------------------------
-# torch dtypes numpy cannot hold: (torch dtype name, integer view of the same
-# width, ml_dtypes type name).
-_VIEWED = {
-    "bfloat16": ("int16", "bfloat16"),
-    "float8_e4m3fn": ("uint8", "float8_e4m3fn"),
-    "float8_e5m2": ("uint8", "float8_e5m2"),
-    "float8_e4m3fnuz": ("uint8", "float8_e4m3fnuz"),
-    "float8_e5m2fnuz": ("uint8", "float8_e5m2fnuz"),
-}
-
-
 def _dtype_name(tensor) -> str:
     return str(tensor.dtype).rsplit(".", 1)[-1]
 
 
-def _to_numpy(tensor) -> np.ndarray:
+def to_numpy(tensor) -> np.ndarray:
     """A CPU numpy array with the tensor's value (no copy for a dense CPU tensor)."""
     torch = _torch()
     if tensor.layout != torch.strided:
@@ -118,23 +107,23 @@ def _to_numpy(tensor) -> np.ndarray:
     if t.device.type != "cpu":
         t = t.to("cpu")
     t = t.resolve_conj().resolve_neg()
-    viewed = _VIEWED.get(_dtype_name(t))
-    if viewed is None:
+    name = _dtype_name(t)
+    int_name = TORCH_BIT_VIEWS.get(name)
+    if int_name is None:
         return t.numpy()
     import ml_dtypes
 
-    int_name, ml_name = viewed
-    return t.view(getattr(torch, int_name)).numpy().view(getattr(ml_dtypes, ml_name))
+    return t.view(getattr(torch, int_name)).numpy().view(getattr(ml_dtypes, name))
 
 
-def _from_numpy(array: np.ndarray):
+def from_numpy(array: np.ndarray):
     """A CPU tensor sharing the (C-contiguous) array's memory."""
     torch = _torch()
     if not array.flags.c_contiguous:
         array = np.array(array, order="C")  # (np.ascontiguousarray makes 0-d arrays 1-d)
     name = array.dtype.name
-    if name in _VIEWED:
-        int_name = _VIEWED[name][0]
+    if name in TORCH_BIT_VIEWS:
+        int_name = TORCH_BIT_VIEWS[name]
         return torch.from_numpy(array.view(int_name)).view(getattr(torch, name))
     return torch.from_numpy(array)
 
@@ -173,10 +162,10 @@ def _device_buffer(tensor, for_restore: bool = False) -> DeviceBuffer:
 
 def _saved_value(tensor):
     """What a save writes for a tensor: a DeviceBuffer for a CUDA tensor
-    (staged through pinned buffers), else a numpy array (see _to_numpy)."""
+    (staged through pinned buffers), else a numpy array (see to_numpy)."""
     if _is_staged(tensor):
         return _device_buffer(tensor)
-    return _to_numpy(tensor)
+    return to_numpy(tensor)
 
 
 def _spec(tensor) -> tuple:
@@ -210,7 +199,7 @@ def _live_buffer(tensor) -> dict:
     ):
         return {}
     try:
-        return {VARIABLE_VALUE: _to_numpy(tensor)}
+        return {VARIABLE_VALUE: to_numpy(tensor)}
     except (TypeError, ImportError):  # a dtype numpy cannot view
         return {}
 
@@ -238,7 +227,7 @@ def _copy_into(tensor, array) -> None:
         torch.autograd.graph.increment_version(tensor)
         return
     with torch.no_grad():
-        tensor.copy_(_from_numpy(array))
+        tensor.copy_(from_numpy(array))
 
 
 def adapt(obj):
@@ -285,7 +274,7 @@ class Tensor(Trackable):
         return self._self_tensor
 
     def __array__(self, dtype=None, copy=None):
-        array = _to_numpy(self._self_tensor)
+        array = to_numpy(self._self_tensor)
         return array if dtype is None else array.astype(dtype)
 
     def __repr__(self) -> str:
@@ -474,7 +463,7 @@ class _Slot(Trackable):
         """The state tensor torch's load_state_dict would make from this value."""
         torch = _torch()
         param = self._self_param
-        value = _from_numpy(array)
+        value = from_numpy(array)
         group = self._self_owner._group_of(param) or {}
         if self._self_name == "step":
             if group.get("capturable") or group.get("fused"):
@@ -601,7 +590,7 @@ class RNGTensor(Trackable):
         return f"<trackpoint torch RNG state of {self._self_wrapped!r}>"
 
     def _serialize_to_tensors(self) -> dict:
-        return {VARIABLE_VALUE: _to_numpy(self._self_get_state())}
+        return {VARIABLE_VALUE: to_numpy(self._self_get_state())}
 
     def _tensor_names(self) -> list:
         return [VARIABLE_VALUE]

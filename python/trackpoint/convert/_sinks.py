@@ -15,10 +15,10 @@ import zipfile
 import numpy as np
 
 from ..bundle import BundleWriter
-from ..dtypes import DType
+from ..dtypes import TORCH_BIT_VIEWS, DType
 from ..errors import AlreadyExistsError, InvalidArgumentError
 from . import _safetensors
-from ._sources import _RAW_BITS, _TORCH, _import_torch, itemsize
+from ._sources import TORCH, import_torch, itemsize
 
 __all__ = ["Sink", "open_sink", "sink_supports"]
 
@@ -30,7 +30,7 @@ def sink_supports(fmt: str, dtype: DType) -> bool:
     if fmt == "safetensors":
         return _safetensors.code_for(dtype) is not None
     if fmt == "torch":
-        return dtype.name in _TORCH
+        return dtype.name in TORCH
     # npz: what numpy stores natively (.npy files cannot name ml_dtypes types).
     # Not strings: numpy's bytes arrays drop trailing NULs, object arrays need
     # pickle.
@@ -124,15 +124,15 @@ class TorchSink(Sink):
     """A state_dict of CPU tensors saved with ``torch.save``."""
 
     def begin(self, specs: dict) -> list:
-        self._torch = _import_torch()
+        self._torch = import_torch()
         self._state: dict = {}
         return list(specs)
 
     def add(self, key: str, dtype: DType, array: np.ndarray) -> None:
         torch = self._torch
-        name = _TORCH[dtype.name]
-        if dtype.name in _RAW_BITS:
-            bits = np.asarray(array, order="C").view(_RAW_BITS[dtype.name])
+        name = TORCH[dtype.name]
+        if dtype.name in TORCH_BIT_VIEWS:
+            bits = np.asarray(array, order="C").view(TORCH_BIT_VIEWS[dtype.name])
             tensor = torch.from_numpy(bits.copy()).view(getattr(torch, name))
         else:
             tensor = torch.from_numpy(np.array(array, dtype=name, order="C", copy=True))

@@ -15,8 +15,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._restore import OBJECT_GRAPH_KEY
 from ..bundle import BundleReader
-from ..dtypes import DType, as_dtype
+from ..dtypes import TORCH_BIT_VIEWS, DType, as_dtype
 from ..errors import DataLossError, InvalidArgumentError, NotFoundError, UnimplementedError
 from ..management import latest_checkpoint
 from . import _safetensors
@@ -41,7 +42,6 @@ _EXTENSIONS = {
     ".bin": "torch",
 }
 
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
 class TensorSpec(NamedTuple):
@@ -307,7 +307,7 @@ class NpzSource(Source):
 
 # TensorFlow dtype name -> torch dtype name; the quantized types keep their
 # values in the plain integer type.
-_TORCH = {
+TORCH = {
     name: name
     for name in (
         "bool",
@@ -331,18 +331,10 @@ _TORCH = {
         "float8_e5m2fnuz",
     )
 }
-_TORCH.update(qint8="int8", quint8="uint8", qint16="int16", quint16="uint16", qint32="int32")
-# Types numpy only has through ml_dtypes: they cross to torch as raw bits.
-_RAW_BITS = {
-    "bfloat16": "uint16",
-    "float8_e5m2": "uint8",
-    "float8_e4m3fn": "uint8",
-    "float8_e4m3fnuz": "uint8",
-    "float8_e5m2fnuz": "uint8",
-}
+TORCH.update(qint8="int8", quint8="uint8", qint16="int16", quint16="uint16", qint32="int32")
 
 
-def _import_torch():
+def import_torch():
     try:
         import torch
     except ImportError:
@@ -358,7 +350,7 @@ class TorchSource(Source):
 
     def __init__(self, path: str):
         super().__init__(path)
-        torch = _import_torch()
+        torch = import_torch()
         if not os.path.exists(path):
             raise NotFoundError(f"{path} does not exist")
         try:
@@ -399,14 +391,14 @@ class TorchSource(Source):
         if key not in self._tensors:
             raise NotFoundError(f"key {key!r} not found in {self.path}")
         t = self._tensors[key]
-        if t.layout != _import_torch().strided or t.is_quantized:
+        if t.layout != import_torch().strided or t.is_quantized:
             raise UnimplementedError(f"{self.path}: tensor {key!r} is sparse or quantized")
         return t
 
     def spec(self, key: str) -> TensorSpec:
         t = self._tensor(key)
         name = str(t.dtype).replace("torch.", "")
-        if name not in _TORCH or _TORCH[name] != name:
+        if name not in TORCH or TORCH[name] != name:
             raise UnimplementedError(
                 f"{self.path}: tensor {key!r} has torch dtype {name}, which "
                 "trackpoint cannot convert"
@@ -414,11 +406,11 @@ class TorchSource(Source):
         return TensorSpec(as_dtype(name), tuple(t.shape), t.numel() * t.element_size())
 
     def read(self, key: str) -> np.ndarray:
-        torch = _import_torch()
+        torch = import_torch()
         dtype = self.spec(key).dtype
         t = self._tensor(key).detach().cpu().contiguous()
-        if dtype.name in _RAW_BITS:
-            bits = t.view(getattr(torch, _RAW_BITS[dtype.name])).numpy()
+        if dtype.name in TORCH_BIT_VIEWS:
+            bits = t.view(getattr(torch, TORCH_BIT_VIEWS[dtype.name])).numpy()
             return bits.view(dtype.as_numpy_dtype)
         return t.numpy()
 

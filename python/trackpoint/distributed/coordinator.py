@@ -36,14 +36,14 @@ class CoordinationError(CheckpointError):
     died, hung past the timeout, or the process group is broken."""
 
 
-def _encode(obj) -> bytes:
+def encode_message(obj) -> bytes:
     try:
         return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError) as e:
         raise TypeError(f"coordinators exchange JSON-serializable values only: {e}") from None
 
 
-def _decode(data: bytes):
+def decode_message(data: bytes):
     return json.loads(data.decode("utf-8"))
 
 
@@ -92,7 +92,7 @@ class LocalCoordinator(Coordinator):
         return 1
 
     def all_gather(self, obj) -> list:
-        return [_decode(_encode(obj))]
+        return [decode_message(encode_message(obj))]
 
 
 class TorchCoordinator(Coordinator):
@@ -159,11 +159,11 @@ class TorchCoordinator(Coordinator):
     def all_gather(self, obj) -> list:
         import torch
 
-        data = _encode(obj)
+        data = encode_message(obj)
         size = torch.tensor([len(data)], dtype=torch.int64, device=self._device)
         sizes = [int(s.item()) for s in self._all_gather_tensor(size, "exchanging sizes")]
         buffer = torch.zeros(max(sizes), dtype=torch.uint8)
         if data:
             buffer[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
         gathered = self._all_gather_tensor(buffer.to(self._device), "exchanging values")
-        return [_decode(bytes(t[:n].cpu().numpy().tobytes())) for t, n in zip(gathered, sizes)]
+        return [decode_message(bytes(t[:n].cpu().numpy().tobytes())) for t, n in zip(gathered, sizes)]

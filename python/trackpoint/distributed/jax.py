@@ -38,7 +38,7 @@ import time
 import numpy as np
 
 from ..errors import InvalidArgumentError
-from .coordinator import CoordinationError, Coordinator, _decode, _encode
+from .coordinator import CoordinationError, Coordinator, decode_message, encode_message
 from .sharded import LocalSlice, LocalSlices
 
 __all__ = ["JaxCoordinator", "addressable_slices", "host_value", "make_array", "spans_processes"]
@@ -101,7 +101,7 @@ class JaxCoordinator(Coordinator):
         )
 
     def all_gather(self, obj) -> list:
-        data = _encode(obj).decode("ascii")  # JSON escapes every non-ASCII character
+        data = encode_message(obj).decode("ascii")  # JSON escapes every non-ASCII character
         round_ = self._round
         self._round += 1
         base = f"{self._name}/{round_}"
@@ -124,7 +124,7 @@ class JaxCoordinator(Coordinator):
             # Every process has read round - 1: each published in this round after it.
             with contextlib.suppress(Exception):  # a leftover key is harmless
                 self._client.key_value_delete(f"{self._name}/{round_ - 1}/{self._rank}")
-        return [_decode(v.encode("ascii")) for v in values]
+        return [decode_message(v.encode("ascii")) for v in values]
 
 
 # ---- jax.Arrays as slices ----------------------------------------------------------------

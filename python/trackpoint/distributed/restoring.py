@@ -19,16 +19,16 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
 
 from .. import _core
-from .._restore import OBJECT_GRAPH_KEY, ObjectGraphRestore
+from .._load import read_into
+from .._restore import ObjectGraphRestore
+from .._saver import graph_root
 from ..bundle import BundleReader
 from ..errors import InvalidArgumentError
-from ..status import CheckpointLoadStatus
 from ..trackable.variable import VARIABLE_VALUE
 from .coordinator import Coordinator
 from .sharded import ShardedTensor
@@ -108,19 +108,11 @@ def _read(checkpoint, path: str, options):
     sync = getattr(checkpoint, "sync", None)
     if sync is not None:
         sync()
-    reader = BundleReader(path)
-    if OBJECT_GRAPH_KEY not in reader:
-        # A name-based (TF1) checkpoint: no slices to take regions of.
-        from ..checkpoint import Checkpoint, CheckpointOptions
-
-        plain = dataclasses.replace(options or CheckpointOptions(), experimental_coordinator=None)
-        return Checkpoint.read(checkpoint, path, plain)
-    root = checkpoint._graph_root() if hasattr(checkpoint, "_graph_root") else checkpoint
-    graph = reader.read(OBJECT_GRAPH_KEY)[()]
     skip = bool(options and options.experimental_skip_slot_variables)
-    restore_ = _RegionRestore(root, reader, graph, skip_slot_variables=skip)
-    restore_.bind_and_restore(0, root)
-    return CheckpointLoadStatus(restore_, root)
+    # A name-based (TF1) checkpoint has no slices to take regions of: it is
+    # read as Checkpoint.read reads it.
+    return read_into(graph_root(checkpoint), BundleReader(path), skip_slot_variables=skip,
+                     restore_class=_RegionRestore)
 
 
 def checkpoint_read_hook(checkpoint, save_path, options):

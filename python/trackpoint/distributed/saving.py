@@ -42,12 +42,12 @@ import numpy as np
 
 from .. import _core
 from .._restore import OBJECT_GRAPH_KEY
-from .._saver import _describe_graph
+from .._saver import describe_graph, give_back_number, graph_root, run_write_callbacks
 from ..bundle import FULL_EXTENT, BundleWriter
 from ..dtypes import as_dtype
 from ..errors import CheckpointError, InvalidArgumentError
 from .coordinator import CoordinationError, Coordinator
-from .sharded import LocalSlice, LocalSlices, _is_torch, _torch_as_numpy, _torch_dtype_name
+from .sharded import LocalSlice, LocalSlices, is_torch, torch_as_numpy, torch_dtype_name
 
 __all__ = ["AbortedError", "save", "write"]
 
@@ -61,7 +61,7 @@ class AbortedError(CheckpointError):
     or another); nothing was committed."""
 
 
-def _describe_error(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
@@ -89,8 +89,8 @@ class _Tensor:
 def _describe_value(value, dtype) -> tuple:
     """(DType, shape, value to write) of a replicated value; torch tensors
     stay as they are until written (only one process copies them)."""
-    if _is_torch(value):
-        return dtype or as_dtype(_torch_dtype_name(value)), tuple(value.shape), value
+    if is_torch(value):
+        return dtype or as_dtype(torch_dtype_name(value)), tuple(value.shape), value
     if isinstance(value, (bytes, str)):
         array = np.array(value, dtype=object)
     else:
@@ -104,7 +104,7 @@ def _describe_value(value, dtype) -> tuple:
 
 def _plan(root) -> tuple:
     """(tensors, serialized object graph) for a save of root on this process."""
-    objects, specs, values = _describe_graph(root)
+    objects, specs, values = describe_graph(root)
     plan = _core.build_saver_graph(specs, 0)
     tensors = []
     for obj_index, tensor_index in plan["tensor_order"]:
@@ -204,7 +204,7 @@ def _write_part(part: str, tensors, work, graph: bytes | None, sync: bool) -> No
         for index, box in sorted(work):
             t = tensors[index]
             if box is None:
-                value = _torch_as_numpy(t.value) if _is_torch(t.value) else t.value
+                value = torch_as_numpy(t.value) if is_torch(t.value) else t.value
                 writer.add(t.key, value, dtype=t.dtype)
                 continue
             offsets, shape = box
@@ -288,7 +288,7 @@ def write_object_graph(
             ],
         }
     except Exception as e:  # noqa: BLE001 -- reported to the others, then re-raised
-        own, mine = e, {"error": _describe_error(e)}
+        own, mine = e, {"error": describe_error(e)}
     gathered = coordinator.all_gather(mine)
     errors = [(r, g["error"]) for r, g in enumerate(gathered) if "error" in g]
     if errors:
@@ -311,7 +311,7 @@ def write_object_graph(
             _write_part(part, tensors, work[rank], graph if rank == 0 else None, sync)
         mine = {"part": part if wrote else None}
     except Exception as e:  # noqa: BLE001
-        own, mine = e, {"error": _describe_error(e)}
+        own, mine = e, {"error": describe_error(e)}
     try:
         votes = coordinator.all_gather(mine)
     except CoordinationError:
@@ -340,7 +340,7 @@ def write_object_graph(
                 on_commit(prefix)
             outcome = {"committed": True}
         except Exception as e:  # noqa: BLE001
-            own, outcome = e, {"error": _describe_error(e), "merged": merged}
+            own, outcome = e, {"error": describe_error(e), "merged": merged}
             shutil.rmtree(temp_dir, ignore_errors=True)
     try:
         outcome = coordinator.broadcast(outcome, src=0)
@@ -362,11 +362,6 @@ def write_object_graph(
 
 
 # ---- entry points --------------------------------------------------------------------------
-def _graph_root(obj):
-    graph_root = getattr(obj, "_graph_root", None)
-    return graph_root() if graph_root is not None else obj
-
-
 def write(
     checkpoint, file_prefix, coordinator: Coordinator, *, replicated: str = BALANCE, options=None
 ) -> str:
@@ -388,7 +383,7 @@ def write(
     sync = getattr(checkpoint, "sync", None)
     if sync is not None:
         sync()  # a pending asynchronous save of this checkpoint goes first
-    write_object_graph(_graph_root(checkpoint), path, coordinator, replicated=replicated)
+    write_object_graph(graph_root(checkpoint), path, coordinator, replicated=replicated)
     _run_callbacks(options, path)
     return path
 
@@ -411,7 +406,7 @@ def save(
     path = f"{os.fspath(file_prefix)}-{number}"
     try:
         write_object_graph(
-            _graph_root(checkpoint),
+            graph_root(checkpoint),
             path,
             coordinator,
             replicated=replicated,
@@ -419,17 +414,15 @@ def save(
                                                     save_relative_paths=True),
         )
     except BaseException:
-        counter.assign(number - 1)
+        give_back_number(counter, number)
         raise
     _run_callbacks(options, path)
     return path
 
 
 def _run_callbacks(options, path: str) -> None:
-    if options is not None and getattr(options, "experimental_write_callbacks", None):
-        from ..checkpoint import _run_write_callbacks
-
-        _run_write_callbacks(options, path)
+    if options is not None:
+        run_write_callbacks(options, path)
 
 
 def checkpoint_write_hook(checkpoint, path: str, options, on_done=None) -> None:
@@ -440,61 +433,9 @@ def checkpoint_write_hook(checkpoint, path: str, options, on_done=None) -> None:
     if sync is not None:
         sync()
     write_object_graph(
-        _graph_root(checkpoint),
+        graph_root(checkpoint),
         path,
         options.experimental_coordinator,
         on_commit=(lambda _: on_done()) if on_done is not None else None,
     )
     _run_callbacks(options, path)
-
-
-# ---- CheckpointManager ---------------------------------------------------------------------
-def manager_save_hook(manager, path: str, options, metrics) -> None:
-    """What ``CheckpointManager.save`` runs with ``experimental_coordinator``
-    set, once it has chosen the path: a multi-process write, then rank 0
-    writes the metrics and state files and deletes old checkpoints (and
-    temporary directories of interrupted saves) while the other processes
-    update their in-memory bookkeeping the same way. Nobody returns before
-    rank 0 is done."""
-    from ..management import write_atomically
-    from ..manager import METRICS_SUFFIX
-
-    coordinator = options.experimental_coordinator
-    checkpoint_write_hook(manager.checkpoint, path, options)
-
-    outcome = None
-    if coordinator.rank == 0:
-        try:
-            if metrics is not None:
-                write_atomically(
-                    path + METRICS_SUFFIX, json.dumps(metrics, sort_keys=True).encode("utf-8")
-                )
-            manager._record(path, metrics)
-            _remove_interrupted_temp_dirs(manager)
-            outcome = {"stamp": manager._maybe_delete.get(path)}
-        except Exception as e:  # noqa: BLE001
-            outcome = {"error": _describe_error(e)}
-            error = e
-    outcome = coordinator.broadcast(outcome, src=0)
-    if "error" in outcome:
-        if coordinator.rank == 0:
-            raise error
-        raise AbortedError(f"rank 0 could not record {path} in the state file: {outcome['error']}")
-    if coordinator.rank != 0:
-        # manager._record without its I/O, with rank 0's timestamp.
-        manager._maybe_delete.pop(path, None)
-        manager._maybe_delete[path] = outcome["stamp"]
-        manager._metrics[path] = metrics
-        manager._latest_checkpoint = path
-        manager._sweep()
-
-
-def _remove_interrupted_temp_dirs(manager) -> None:
-    pattern = re.compile(re.escape(manager._checkpoint_name) + r"-\d+_temp")
-    try:
-        names = os.listdir(manager.directory)
-    except OSError:
-        return
-    for entry in names:
-        if pattern.fullmatch(entry):
-            shutil.rmtree(os.path.join(manager.directory, entry), ignore_errors=True)

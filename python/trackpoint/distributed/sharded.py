@@ -24,33 +24,23 @@ import sys
 
 import numpy as np
 
-from ..dtypes import DType, as_dtype
+from ..dtypes import TORCH_BIT_VIEWS, DType, as_dtype
 from ..errors import InvalidArgumentError
 from ..trackable.base import Trackable
 from ..trackable.variable import VARIABLE_VALUE
 
 __all__ = ["LocalSlice", "LocalSlices", "ShardedTensor", "even_split"]
 
-# torch dtypes numpy lacks, moved as integers of the same width.
-_TORCH_BIT_VIEWS = {
-    "bfloat16": "int16",
-    "float8_e4m3fn": "uint8",
-    "float8_e5m2": "uint8",
-    "float8_e4m3fnuz": "uint8",
-    "float8_e5m2fnuz": "uint8",
-}
-
-
-def _is_torch(value) -> bool:
+def is_torch(value) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.Tensor)
 
 
-def _torch_dtype_name(tensor) -> str:
+def torch_dtype_name(tensor) -> str:
     return str(tensor.dtype).replace("torch.", "")
 
 
-def _torch_as_numpy(tensor) -> np.ndarray:
+def torch_as_numpy(tensor) -> np.ndarray:
     """A numpy array with the tensor's values; a view of it when the tensor
     is a contiguous CPU tensor (so writes go to the tensor)."""
     import torch
@@ -58,8 +48,8 @@ def _torch_as_numpy(tensor) -> np.ndarray:
     t = tensor.detach()
     if t.device.type != "cpu":
         t = t.cpu()
-    name = _torch_dtype_name(t)
-    bits = _TORCH_BIT_VIEWS.get(name)
+    name = torch_dtype_name(t)
+    bits = TORCH_BIT_VIEWS.get(name)
     if bits is None:
         return t.numpy()
     return t.view(getattr(torch, bits)).numpy().view(as_dtype(name).as_numpy_dtype)
@@ -110,7 +100,7 @@ class LocalSlice:
 
     def numpy(self) -> np.ndarray:
         """The slice's values as a numpy array (a view where possible)."""
-        return _torch_as_numpy(self.value) if _is_torch(self.value) else np.asarray(self.value)
+        return torch_as_numpy(self.value) if is_torch(self.value) else np.asarray(self.value)
 
     def __array__(self, dtype=None, copy=None):
         if not self.is_full:
@@ -179,7 +169,7 @@ class ShardedTensor(Trackable):
     """
 
     def __init__(self, local, full_shape, offsets=None, name: str | None = None):
-        if not _is_torch(local):
+        if not is_torch(local):
             local = np.asarray(local)
         shape = tuple(int(d) for d in local.shape)
         full_shape = tuple(int(d) for d in full_shape)
@@ -194,7 +184,7 @@ class ShardedTensor(Trackable):
         self._self_local = local
         self._self_full_shape = full_shape
         self._self_offsets = offsets
-        dtype_name = _torch_dtype_name(local) if _is_torch(local) else local.dtype
+        dtype_name = torch_dtype_name(local) if is_torch(local) else local.dtype
         self._self_dtype = as_dtype(dtype_name)
         self._self_name = name or "Variable"
 
@@ -262,11 +252,11 @@ class ShardedTensor(Trackable):
     # ---- region restores (trackpoint.distributed.restore) --------------------------------
     def _region_buffer(self) -> np.ndarray | None:
         """A writable, C-contiguous numpy view of the local slice, or None."""
-        if _is_torch(self._self_local):
+        if is_torch(self._self_local):
             t = self._self_local
             if t.device.type != "cpu" or not t.is_contiguous() or t.requires_grad:
                 return None
-            array = _torch_as_numpy(t)
+            array = torch_as_numpy(t)
         else:
             array = self._self_local
         if (
@@ -279,11 +269,11 @@ class ShardedTensor(Trackable):
 
     def _assign_local(self, array: np.ndarray) -> None:
         local = self._self_local
-        if _is_torch(local):
+        if is_torch(local):
             import torch
 
-            name = _torch_dtype_name(local)
-            bits = _TORCH_BIT_VIEWS.get(name)
+            name = torch_dtype_name(local)
+            bits = TORCH_BIT_VIEWS.get(name)
             array = np.ascontiguousarray(array, dtype=self._self_dtype.as_numpy_dtype)
             source = (
                 torch.from_numpy(array.view(bits)).view(local.dtype)
