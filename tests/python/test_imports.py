@@ -46,8 +46,10 @@ def _modules():
     found = {}
     for path in sorted(PACKAGE_ROOT.rglob("*.py")):
         found[_module_name(path)] = (path, path.name == "__init__.py")
-    # Compiled extension modules (the C++ ``_core``) are modules too; they have
-    # no source to scan.
+    # Compiled extension modules are modules too; they have no source to scan.
+    # The C++ ``_core`` is one even where no built .so sits in this tree (a
+    # fresh checkout, tested against the installed package).
+    found.setdefault("trackpoint._core", (None, False))
     for path in sorted(PACKAGE_ROOT.rglob("*.so")):
         name = _module_name(path.with_name(path.name.split(".")[0]))
         found.setdefault(name, (None, False))
