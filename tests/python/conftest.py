@@ -1,6 +1,7 @@
 """Shared helpers for the Python tests: the TensorFlow fixtures and their expected values."""
 
 import base64
+import gc
 import importlib.util
 import json
 import os
@@ -68,3 +69,17 @@ def fixture_checkpoints():
 @pytest.fixture
 def fixtures_dir():
     return FIXTURES
+
+
+@pytest.fixture
+def no_cyclic_gc():
+    """The cyclic garbage collector off for the test (after one collection),
+    so that objects freed during it were freed by reference counting."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

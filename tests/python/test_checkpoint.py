@@ -246,7 +246,6 @@ def test_name_based_restore_of_a_tf1_saver_checkpoint():
 # ---- Checkpoint(root): TensorFlow's graph, byte for byte (tests/fixtures/root_graph) ----
 
 import base64  # noqa: E402
-import gc  # noqa: E402
 import json  # noqa: E402
 import weakref  # noqa: E402
 
@@ -440,18 +439,6 @@ def test_weakref_root_is_not_kept_alive(tmp_path):
 
 
 # ---- pending restorations: no reference cycles, no open files ---------------------------
-
-@pytest.fixture
-def no_cyclic_gc():
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
 
 def _open_fds_on(prefix):
     """Descriptors of this process open on the checkpoint's files."""

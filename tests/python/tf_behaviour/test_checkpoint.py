@@ -31,7 +31,6 @@ The ``_async`` variants run with ``CheckpointOptions(enable_async=True)``.
 """
 
 import copy
-import gc
 import logging
 import os
 import pathlib
@@ -564,18 +563,6 @@ def test_test_checkpoint_saved_model_compatibility():
     np.testing.assert_allclose(new_model(input_value), expected_output)
     new_model.deferred_variable = trackpoint.Variable(1.0)
     assert float(new_model.deferred_variable) == 5
-
-
-@pytest.fixture
-def no_cyclic_gc():
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def test_test_deferred_dependency_avoids_reference_cycles(tmp_path, no_cyclic_gc):
