@@ -111,6 +111,7 @@ def run_page(page: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONHASHSEED="0")
     return subprocess.run(
         [sys.executable, "-c", DRIVER],
+        check=False,
         input=json.dumps(blocks),
         cwd=tmp_path,
         env=env,
@@ -149,3 +150,42 @@ def test_page_blocks_run(page, tmp_path):
     result = run_page(page, tmp_path)
     if result.returncode != 0:
         pytest.fail(f"docs/{page.name}:\n{result.stdout}\n{result.stderr}", pytrace=False)
+
+
+def test_help_of_trackable_shows_the_protocol():
+    import pydoc
+
+    import trackpoint
+
+    text = pydoc.render_doc(trackpoint.Trackable, renderer=pydoc.plaintext)
+    for name in [
+        "_trackable_children",
+        "_serialize_to_tensors",
+        "_restore_from_tensors",
+        "_restore_buffers",
+        "_tensor_specs",
+        "_slot_variables",
+    ]:
+        assert name in text.split("Methods defined here")[0], name
+
+
+def test_core_stubs_cover_the_module():
+    """The installed _core.pyi (generated at build time) names every public
+    function and class of _core; skipped where the package runs from a
+    source tree without one."""
+    import ast
+
+    from trackpoint import _core
+
+    stub = Path(_core.__file__).with_name("_core.pyi")
+    if not stub.is_file():
+        pytest.skip(f"no {stub.name} beside {_core.__file__} (a source tree)")
+    tree = ast.parse(stub.read_text(encoding="utf-8"))
+    declared = {
+        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+    }
+    public = {
+        name for name in dir(_core) if not name.startswith("_") and callable(getattr(_core, name))
+    }
+    assert public - declared == set()
+    assert {"crc32c", "BundleReader"} <= declared
