@@ -189,3 +189,17 @@ def test_core_stubs_cover_the_module():
     }
     assert public - declared == set()
     assert {"crc32c", "BundleReader"} <= declared
+
+
+def test_api_page_documents_every_public_name():
+    import trackpoint
+    from trackpoint import errors
+
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    directives = set(re.findall(r"^::: trackpoint\.([\w.]+)$", text, re.MULTILINE))
+    missing = [
+        name
+        for name in trackpoint.__all__
+        if name not in directives and not (hasattr(errors, name) and "errors" in directives)
+    ]
+    assert missing == []
