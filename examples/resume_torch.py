@@ -86,14 +86,15 @@ def train(run_dir, steps=48, every=4):
     model, opt, sched, scaler = build()
     data_rng = torch.Generator().manual_seed(3)
     progress = {"step": 0, "epoch": 0}  # a dict the loop mutates: saved as it is at each save
+    progress_state = trackpoint.JsonState(progress)
 
     ckpt = trackpoint.Checkpoint(
         model=model, optimizer=opt, scheduler=sched, scaler=scaler, data_rng=data_rng,
         rng=trackpoint.RNGState(),  # random, numpy's global RNG, torch's CPU (and CUDA) RNGs
-        progress=trackpoint.JsonState(progress))
+        progress=progress_state)
     manager = trackpoint.CheckpointManager(ckpt, os.path.join(run_dir, "ckpts"), max_to_keep=2)
     if manager.restore_or_initialize() is not None:
-        progress = ckpt.progress.value  # the restore replaced the JsonState's value
+        progress = progress_state.value  # the restore replaced the JsonState's value
     model.train()
 
     # One write() per line: a kill never leaves half a line.

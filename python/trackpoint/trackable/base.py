@@ -36,10 +36,58 @@ __all__ = ["Trackable"]
 
 
 class Trackable:
-    """Base class of everything a :class:`~trackpoint.Checkpoint` can save."""
+    """Base class of everything a :class:`~trackpoint.Checkpoint` can save.
 
-    # Internal state lives in attributes named _self_*, which AutoTrackable
-    # never tracks.
+    A subclass implements some of these methods (all have defaults; their
+    own docstrings say more). A Checkpoint calls them; user code does not.
+
+    Children, the edges of the object graph:
+
+    - ``_trackable_children() -> dict``: child name -> Trackable, in a fixed
+      order. A child's tensors are saved under ``<path>/<name>/...``.
+      :class:`~trackpoint.AutoTrackable` computes it from attributes; here
+      the default returns the children declared with
+      ``_track_trackable(child, name)``.
+
+    Tensors the object saves itself:
+
+    - ``_serialize_to_tensors() -> dict``: tensor name -> value (a numpy
+      array, anything ``numpy.asarray`` takes such as a torch CPU tensor,
+      ``str``/``bytes`` for a string tensor), read at each save. A name ``n`` is stored under the key
+      ``<path>/.ATTRIBUTES/<n>``; a variable uses ``"VARIABLE_VALUE"``.
+    - ``_restore_from_tensors(tensors: dict) -> None``: takes the saved
+      tensors back, as numpy arrays under the same names. It may run long
+      after the restore call, when the object is attached later (deferred
+      restoration).
+    - optional: ``_tensor_names()`` (the names without computing values),
+      ``_tensor_specs()`` (name -> (dtype, shape) checked before reading),
+      ``_restore_buffers()`` (name -> writable array the restore reads into
+      directly, the live memory), ``_restore_tensor_names(saved)``.
+
+    Optimizers with per-variable state (TensorFlow's slot variables):
+    ``_slot_names()``, ``_slot_variables()`` (slot name, variable, slot
+    variable) and ``_restore_slot_variable(slot_name, variable)``.
+
+    Example, a counter saved as one int64 tensor::
+
+        import numpy as np
+        import trackpoint
+
+        class Counter(trackpoint.Trackable):
+            def __init__(self):
+                self.counts = np.zeros(10, np.int64)
+
+            def _serialize_to_tensors(self):
+                return {"counts": self.counts}      # key .../.ATTRIBUTES/counts
+
+            def _restore_from_tensors(self, tensors):
+                self.counts[...] = tensors["counts"]
+
+        path = trackpoint.Checkpoint(c=Counter()).save("run/ckpt")
+
+    Internal state lives in attributes named ``_self_*``, which
+    :class:`~trackpoint.AutoTrackable` never tracks.
+    """
 
     def _trackable_children(self) -> dict:
         """Children by local name, in dependency order: those declared with
