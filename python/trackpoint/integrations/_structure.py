@@ -103,12 +103,17 @@ class _Encoder:
         split = path in self.module_paths and _splits_at_dots(value)
         pairs = []
         for key, item in value.items():
-            if type(key) not in _SCALAR_KEY_TYPES or (type(key) is float and not math.isfinite(key)):
-                raise _unsavable(keys, f"a key {key!r} ({_type_name(key)}): keys must be str, "
-                                       "int, bool, None or finite floats")
+            if type(key) not in _SCALAR_KEY_TYPES or (
+                type(key) is float and not math.isfinite(key)
+            ):
+                raise _unsavable(
+                    keys,
+                    f"a key {key!r} ({_type_name(key)}): keys must be str, "
+                    "int, bool, None or finite floats",
+                )
             names = tuple(key.split(".")) if split else (str(key),)
             pairs.append([key, self.node(item, keys + [key], path + names)])
-        out = {name: pairs}
+        out: dict = {name: pairs}
         if split:
             out["modules"] = True
         metadata = getattr(value, "_metadata", None)
@@ -213,7 +218,11 @@ def _loaded_torch():
 
 def _type_name(value) -> str:
     kind = type(value)
-    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
 
 
 def _unsavable(keys: list, what: str) -> InvalidArgumentError:
@@ -225,10 +234,19 @@ def _unsavable(keys: list, what: str) -> InvalidArgumentError:
 
 
 # ml_dtypes types numpy reports with kind "V": saved as tensors all the same.
-_ML_DTYPES = frozenset([
-    "bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
-    "int4", "uint4", "int2", "uint2",
-])
+_ML_DTYPES = frozenset(
+    [
+        "bfloat16",
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "float8_e4m3fnuz",
+        "float8_e5m2fnuz",
+        "int4",
+        "uint4",
+        "int2",
+        "uint2",
+    ]
+)
 
 
 # ---- decoding --------------------------------------------------------------------------------

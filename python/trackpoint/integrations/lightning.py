@@ -73,6 +73,7 @@ that save (sharding, async); any other non-None value raises TypeError.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -96,6 +97,7 @@ _PREFIX_NAME = "ckpt"
 _RESERVED = frozenset(["root", "save_counter", STRUCTURE])  # names the Checkpoint itself uses
 _MAPPINGS = {"AttributeDict": AttributeDict}
 _MODULE_PATHS = [("state_dict",)]
+_log = logging.getLogger("trackpoint")
 
 
 class TrackpointCheckpointIO(CheckpointIO):
@@ -237,8 +239,8 @@ def _next_number(manager: CheckpointManager) -> int:
 def _close_quietly(manager: CheckpointManager) -> None:
     try:
         manager.close()
-    except Exception:  # noqa: BLE001 -- the save's own error is the one to raise
-        pass
+    except Exception as e:  # noqa: BLE001 -- the save's own error is the one to raise
+        _log.debug("closing the manager of %s after a failed save: %s", manager.directory, e)
 
 
 def _device(map_location):
