@@ -91,7 +91,9 @@ class BlockAt(L.Callback):
             os._exit(3)  # never killed: the test fails on the exit status
 
 
-def make_trainer(run_dir, plugin, callbacks=(), max_epochs=EPOCHS):
+def make_trainer(run_dir, plugin, callbacks=(), max_epochs=EPOCHS, deterministic=False):
+    # (deterministic=True sets torch.use_deterministic_algorithms for the whole
+    # process: only in the children.)
     checkpoints = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=run_dir, save_top_k=-1, save_last=True
     )
@@ -99,7 +101,7 @@ def make_trainer(run_dir, plugin, callbacks=(), max_epochs=EPOCHS):
         max_epochs=max_epochs,
         accelerator="cpu",
         devices=1,
-        deterministic=True,
+        deterministic=deterministic,
         plugins=[plugin],
         callbacks=[checkpoints, TorchRNGState(), *callbacks],
         default_root_dir=run_dir,
@@ -126,7 +128,8 @@ def train(run_dir, losses="losses.txt", async_save=False, ckpt_path=None, block_
     loader = data_loader()
     model = Regressor(losses_path=os.path.join(run_dir, losses))
     callbacks = [BlockAt(block_at, os.path.join(run_dir, "blocked"))] if block_at else []
-    trainer = make_trainer(run_dir, TrackpointCheckpointIO(async_save=async_save), callbacks)
+    plugin = TrackpointCheckpointIO(async_save=async_save)
+    trainer = make_trainer(run_dir, plugin, callbacks, deterministic=True)
     trainer.fit(model, loader, ckpt_path=ckpt_path)
     params = {k: v.numpy().tobytes().hex() for k, v in model.state_dict().items()}
     pathlib.Path(run_dir, "params.json").write_text(json.dumps(params))
