@@ -324,6 +324,24 @@ def test_lightning_async_checkpoint_io_wraps_the_plugin(tmp_path):
         assert torch.equal(loaded["state_dict"][name], tensor)
 
 
+def test_save_last_link_resumes_through_the_link(tmp_path):
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last="link")
+    kwargs = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "plugins": [TrackpointCheckpointIO()],
+    }
+    L.Trainer(max_epochs=2, callbacks=[checkpoints], **kwargs).fit(Regressor(), data_loader())
+    last = tmp_path / "last.ckpt"
+    assert last.is_symlink() and os.readlink(last) == f"epoch=1-step={2 * STEPS_PER_EPOCH}.ckpt"
+    assert sorted(os.listdir(tmp_path)) == [f"epoch=1-step={2 * STEPS_PER_EPOCH}.ckpt", "last.ckpt"]
+    trainer = L.Trainer(max_epochs=3, **kwargs)
+    trainer.fit(Regressor(), data_loader(), ckpt_path=str(last))
+    assert trainer.global_step == 3 * STEPS_PER_EPOCH
+
+
 def test_async_save_snapshots_before_returning(tmp_path):
     io = TrackpointCheckpointIO(async_save=True)
     weight = torch.arange(6.0).reshape(2, 3)

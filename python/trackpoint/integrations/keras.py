@@ -174,7 +174,9 @@ class TrackpointCheckpoint(keras.callbacks.Callback):
         prefix = latest_checkpoint(self.directory)
         if prefix is None:
             return 0
-        has_rng = any(k.startswith("rng/") for k in CheckpointReader(prefix).get_variable_to_shape_map())
+        has_rng = any(
+            k.startswith("rng/") for k in CheckpointReader(prefix).get_variable_to_shape_map()
+        )
         epoch = Variable(0, dtype="int64")
         ckpt = training_checkpoint(model, epoch, rng=has_rng)
         ckpt.restore(prefix).assert_consumed()

@@ -125,7 +125,9 @@ class TrackpointCheckpointIO(CheckpointIO):
         self._lock = threading.RLock()
         self._pending: tuple | None = None  # (real path, manager) of an async save
 
-    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict, path: str | os.PathLike, storage_options=None
+    ) -> None:
         """Writes ``checkpoint`` into the directory ``path`` (see "Paths").
 
         Raises:
@@ -165,7 +167,9 @@ class TrackpointCheckpointIO(CheckpointIO):
             else:
                 manager.close()
 
-    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+    def load_checkpoint(
+        self, path: str | os.PathLike, map_location=None, weights_only: bool | None = None
+    ) -> dict:
         """The checkpoint dict saved at ``path`` (a ``.ckpt`` directory or a
         trackpoint prefix), its tensors on the CPU or on ``map_location`` (a
         device name or ``torch.device``). ``weights_only`` is accepted and
@@ -185,7 +189,7 @@ class TrackpointCheckpointIO(CheckpointIO):
             ckpt.restore(prefix).assert_consumed()
         return value
 
-    def remove_checkpoint(self, path) -> None:
+    def remove_checkpoint(self, path: str | os.PathLike) -> None:
         """Deletes the checkpoint directory ``path`` (a symbolic link, as
         ``ModelCheckpoint(save_last="link")`` makes, is unlinked; its target
         stays). Nothing happens when ``path`` does not exist.
