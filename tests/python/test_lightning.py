@@ -545,6 +545,11 @@ def test_remove_checkpoint(tmp_path):
     io.remove_checkpoint(tmp_path / "a.ckpt")  # gone already: nothing to do
 
     io.save_checkpoint({"w": torch.ones(1)}, tmp_path / "b.ckpt")
+    (tmp_path / "b.ckpt" / "checkpoint.tmp0123").write_text("")  # as a killed save leaves it
+    io.remove_checkpoint(tmp_path / "b.ckpt")
+    assert os.listdir(tmp_path) == []
+
+    io.save_checkpoint({"w": torch.ones(1)}, tmp_path / "b.ckpt")
     (tmp_path / "b.ckpt" / "notes.txt").write_text("mine")
     with pytest.raises(FailedPreconditionError, match="notes.txt"):
         io.remove_checkpoint(tmp_path / "b.ckpt")

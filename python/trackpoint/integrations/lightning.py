@@ -302,7 +302,7 @@ def _remove(path: str) -> None:
             f"not removing {path}: it is a file, not a directory TrackpointCheckpointIO wrote"
         )
     names = os.listdir(path)
-    foreign = sorted(n for n in names if n != "checkpoint" and not n.startswith(_PREFIX_NAME + "-"))
+    foreign = sorted(n for n in names if not _written_here(n))
     if foreign:
         raise FailedPreconditionError(
             f"not removing {path}: it holds files TrackpointCheckpointIO does not write: "
@@ -316,3 +316,9 @@ def _remove(path: str) -> None:
         else:
             os.remove(full)
     os.rmdir(path)
+
+
+def _written_here(name: str) -> bool:
+    """Whether a save of this plugin writes the file ``name`` in a checkpoint
+    directory: the state file (and its temporary), the ``ckpt-N`` files."""
+    return name == "checkpoint" or name.startswith(("checkpoint.tmp", _PREFIX_NAME + "-"))
