@@ -183,7 +183,7 @@ class Runner:
             args["block_at"] = kill_at
         self.proc.stdin.write(json.dumps({"run_dir": str(run_dir), **args}) + "\n")
         self.proc.stdin.flush()
-        pid = json.loads(self.proc.stdout.readline())["pid"]
+        pid = self.reply("pid")
         if kill_at is not None:
             deadline = time.monotonic() + 120
             while not (run_dir / "blocked").exists() and time.monotonic() < deadline:
@@ -193,12 +193,18 @@ class Runner:
                     break
                 time.sleep(0.01)
             os.kill(pid, signal.SIGKILL)
-        status = json.loads(self.proc.stdout.readline())["status"]
+        status = self.reply("status")
         if status not in (0, -signal.SIGKILL):
             pytest.fail(
                 f"run in {run_dir} exited with {status}:\n{(run_dir / 'log.txt').read_text()}"
             )
         return status
+
+    def reply(self, name):
+        line = self.proc.stdout.readline()
+        if not line:
+            pytest.fail(f"the helper process ended (exit status {self.proc.wait()}); see stderr")
+        return json.loads(line)[name]
 
     def close(self):
         self.proc.stdin.close()
