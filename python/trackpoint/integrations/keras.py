@@ -27,9 +27,9 @@ are listed in the JSON value ``variable_paths`` for reading, not matched at
 restore (Keras numbers layer names per process, so a second model's are
 ``dense_2``, ...). A restore checks every dtype and shape and that every
 value found its variable (``assert_consumed``). Keras's own checkpoints
-(``model.save``, ``.weights.h5``) are another format; this is TensorFlow's
-checkpoint format, read by ``trackpoint`` tools and by TensorFlow as a
-name-based bundle.
+(``model.save``, ``.weights.h5``) are another format; these are TensorFlow's
+checkpoint format (``tf.train.load_checkpoint`` reads them), with an object
+graph of their own, not the one TensorFlow's Keras writes.
 """
 
 from __future__ import annotations
