@@ -70,7 +70,7 @@ from . import _dirlock
 from ._paths import local_path
 from ._saver import give_back_number
 from .errors import CheckpointError, FailedPreconditionError, from_os_error
-from .management import (
+from .state_file import (
     update_state_file,
     get_checkpoint_state,
     make_directories,

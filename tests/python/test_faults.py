@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import trackpoint
-from trackpoint import _core, cli, management
+from trackpoint import _core, cli, state_file
 from trackpoint.errors import ResourceExhaustedError, UnavailableError
 
 
@@ -131,9 +131,9 @@ def test_a_failed_state_file_write_keeps_the_previous_checkpoint(tmp_path, monke
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     if failing == "replace":
-        monkeypatch.setattr(management.os, "replace", full_disk)
+        monkeypatch.setattr(state_file.os, "replace", full_disk)
     elif failing == "fsync":
-        monkeypatch.setattr(management.os, "fsync", full_disk)
+        monkeypatch.setattr(state_file.os, "fsync", full_disk)
     else:
         real_open = open
 

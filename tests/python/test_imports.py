@@ -198,7 +198,7 @@ def test_scanner_sees_the_package():
     assert "trackpoint.distributed.saving" in MODULES
     scans = _scan()
     # A known import, to show the scanner reads relative imports.
-    assert "trackpoint.management" in scans["trackpoint.manager"].edges
+    assert "trackpoint.state_file" in scans["trackpoint.manager"].edges
     # ``from . import _core`` names the compiled module, not a private name.
     assert "trackpoint._core" in scans["trackpoint._saver"].edges
     assert scans["trackpoint._saver"].private == []

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import trackpoint
-from trackpoint import _core, management
+from trackpoint import _core, state_file
 from trackpoint import manager as manager_module
 from trackpoint.errors import ResourceExhaustedError
 
@@ -169,7 +169,7 @@ def test_a_failed_save_takes_no_number(tmp_path, monkeypatch, failing):
     if failing == "bundle":
         _core._set_io_fault("enospc", 0)
     else:
-        monkeypatch.setattr(management.os, "replace", full_disk)
+        monkeypatch.setattr(state_file.os, "replace", full_disk)
     try:
         with pytest.raises(ResourceExhaustedError):
             m.save()

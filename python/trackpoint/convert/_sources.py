@@ -19,7 +19,7 @@ from .._restore import OBJECT_GRAPH_KEY
 from ..bundle import BundleReader
 from ..dtypes import TORCH_BIT_VIEWS, DType, as_dtype
 from ..errors import DataLossError, InvalidArgumentError, NotFoundError, UnimplementedError
-from ..management import latest_checkpoint
+from ..state_file import latest_checkpoint
 from . import _safetensors
 
 __all__ = [
