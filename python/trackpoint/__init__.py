@@ -8,6 +8,7 @@ Example::
         print(name, shape, reader.get_tensor(name).dtype)
 """
 
+from . import adapters  # noqa: F401 -- the built-in adapters register themselves
 from . import dtypes, errors
 from .checkpoint import Checkpoint, CheckpointOptions
 from .errors import CheckpointError, DataLossError, NotFoundError

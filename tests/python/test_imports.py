@@ -234,3 +234,71 @@ def test_no_private_names_across_modules():
                 continue
             uses.append(f"{module} line {line}: {target}.{name}")
     assert not uses, "private names used across modules:\n" + "\n".join(uses)
+
+
+# ---- the adapter registry: adapters register, the core imports none ------------------------
+def test_core_modules_import_no_adapter():
+    """trackpoint.trackable (the core's data structures) asks the registry;
+    adapters register into it, never the other way round."""
+    scans = _scan()
+    upward = [f"{module} line {line}: imports {target}"
+              for module, scan in scans.items() if module.startswith("trackpoint.trackable")
+              for target, line in scan.edges.items() if target.startswith("trackpoint.adapters")]
+    assert not upward, "\n".join(upward)
+    assert "trackpoint.trackable.registry" in scans["trackpoint.trackable.data_structures"].edges
+    assert "trackpoint.trackable.registry" in scans["trackpoint.adapters.torch"].edges
+
+
+def _run(code, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), str(PACKAGE_ROOT.parent), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_lazy_registration_resolves_once_the_framework_is_imported(tmp_path):
+    # A stand-in framework and its adapter module, in a fresh interpreter.
+    (tmp_path / "fakeframework.py").write_text("class Thing:\n    pass\n")
+    (tmp_path / "fake_adapter.py").write_text(
+        "import sys\n"
+        "from trackpoint.adapters import register\n"
+        "import trackpoint\n"
+        "LOADED = True\n"
+        "register(lambda v: isinstance(v, sys.modules['fakeframework'].Thing),\n"
+        "         lambda v: trackpoint.Variable(7))\n")
+    out = _run(
+        "import sys, trackpoint\n"
+        "from trackpoint.adapters import adapt, register_lazy\n"
+        "register_lazy('fakeframework', 'fake_adapter')\n"
+        "print(adapt('x') == 'x', 'fake_adapter' in sys.modules)\n"
+        "import fakeframework\n"
+        "print('fake_adapter' in sys.modules)\n"
+        "v = adapt(fakeframework.Thing())\n"
+        "print('fake_adapter' in sys.modules, type(v).__name__, int(v.numpy()))\n"
+        "print('torch' in sys.modules, 'jax' in sys.modules)\n", tmp_path)
+    assert out == ["True", "False", "False", "True", "Variable", "7", "False", "False"]
+
+
+def test_registered_adapter_is_tried_before_the_stateful_fallback(tmp_path):
+    out = _run(
+        "import numpy as np, trackpoint\n"
+        "from trackpoint.adapters import adapt, register\n"
+        "from trackpoint.adapters.numpy import NumpyArray\n"
+        "from trackpoint.adapters.stateful import Stateful\n"
+        "class Box:\n"
+        "    def state_dict(self): return {}\n"
+        "    def load_state_dict(self, d): pass\n"
+        "print(type(adapt(Box())).__name__)\n"
+        "class Special(Box):\n"
+        "    pass\n"
+        "register(lambda v: isinstance(v, Special), lambda v: NumpyArray(np.zeros(2)))\n"
+        "print(type(adapt(Special())).__name__, type(adapt(Box())).__name__)\n"
+        "a = np.ones(3)\n"
+        "print(adapt(a) is adapt(a), type(adapt(a)).__name__)\n", tmp_path)
+    assert out == ["Stateful", "NumpyArray", "Stateful", "True", "NumpyArray"]
