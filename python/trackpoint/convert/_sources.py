@@ -52,17 +52,6 @@ class TensorSpec(NamedTuple):
     nbytes: int
 
 
-def itemsize(dtype: DType) -> int:
-    """Bytes per element (0 for strings), without needing ml_dtypes."""
-    if dtype.name in ("string", "resource", "variant"):
-        return 0
-    if dtype.name == "bfloat16":
-        return 2
-    if dtype.name.startswith(("float8", "float4", "int4", "uint4", "int2", "uint2")):
-        return 1
-    return dtype.size
-
-
 def _num_elements(shape) -> int:
     return int(np.prod(shape, dtype=object))
 
@@ -191,7 +180,7 @@ class CheckpointSource(Source):
 
     def spec(self, key: str) -> TensorSpec:
         entry = self.reader.entry(key)
-        size = itemsize(entry.dtype)
+        size = entry.dtype.size
         nbytes = _num_elements(entry.shape) * size if size else entry.size
         return TensorSpec(entry.dtype, tuple(entry.shape), nbytes)
 
