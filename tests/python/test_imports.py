@@ -302,3 +302,17 @@ def test_registered_adapter_is_tried_before_the_stateful_fallback(tmp_path):
         "a = np.ones(3)\n"
         "print(adapt(a) is adapt(a), type(adapt(a)).__name__)\n", tmp_path)
     assert out == ["Stateful", "NumpyArray", "Stateful", "True", "NumpyArray"]
+
+
+def test_shipped_core_module_has_no_test_hooks():
+    """Test and benchmark hooks live in trackpoint._core_testing, not in _core."""
+    from trackpoint import _core
+
+    hooks = {"set_io_fault", "raise_status", "serialize_bundle_entry", "serialize_bundle_header",
+             "slice_key", "write_table", "make_backend", "make_fake_backend", "make_pool",
+             "stage_to_bytes", "stage_from_bytes", "d2h_bandwidth", "plain_pinned_copy_bandwidth",
+             "StagingBackend", "StagingPool"}
+    names = {n.lstrip("_") for n in dir(_core)}
+    assert not hooks & names
+    testing = pytest.importorskip("trackpoint._core_testing")
+    assert hooks <= set(dir(testing))
