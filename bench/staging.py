@@ -4,14 +4,16 @@ Usage:
     python bench/staging.py [--rounds 5] [--repeats 3] [--sizes-mib 256,1024]
                             [--chunk-mib 16] [--buffers 4]
 
-With a CUDA runtime and GPU (_core.cuda_available(); torch, when installed,
+Needs trackpoint._core_testing, the test-only module (cmake
+-DTRACKPOINT_BUILD_PYTHON=ON -DTRACKPOINT_BUILD_PYTHON_TESTING=ON; scripts/test
+installs it). With a CUDA runtime and GPU (_core.cuda_available(); torch, when installed,
 is initialised first so that its libcudart is the one found): for each size,
 a buffer of random bytes in GPU 0's memory (the backend's cudaMalloc) is
 staged to the host two ways:
-  pipeline    _core.d2h_bandwidth: chunks of --chunk-mib through a pool of
-              --buffers pinned buffers, up to buffers-1 copies in flight while
+  pipeline    _core_testing.d2h_bandwidth: chunks of --chunk-mib through a
+              pool of --buffers pinned buffers, up to buffers-1 copies in flight while
               the sink consumes finished chunks in order;
-  plain copy  _core.plain_pinned_copy_bandwidth: one cudaMemcpyAsync of the
+  plain copy  _core_testing.plain_pinned_copy_bandwidth: one cudaMemcpyAsync of the
               whole buffer into one pinned buffer of the whole size, then a
               synchronize (the fastest a single transfer goes; it needs as
               much pinned memory as the tensor).
@@ -38,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-from trackpoint import _core
+from trackpoint import _core, _core_testing
 
 MiB = 1 << 20
 
@@ -69,10 +71,10 @@ def best_of(systems: dict[str, Callable[[], float]], rounds: int) -> dict[str, f
 def compare(backend, pool, ptr: int, nbytes: int, args, label: str) -> None:
     for crc in (False, True):
         systems = {
-            "pipeline": lambda crc=crc: _core.d2h_bandwidth(
+            "pipeline": lambda crc=crc: _core_testing.d2h_bandwidth(
                 backend, pool, ptr, nbytes, args.repeats, crc
             ),
-            "plain copy": lambda crc=crc: _core.plain_pinned_copy_bandwidth(
+            "plain copy": lambda crc=crc: _core_testing.plain_pinned_copy_bandwidth(
                 backend, ptr, nbytes, args.repeats, crc
             ),
         }
@@ -95,26 +97,26 @@ def header(args) -> None:
 
 
 def run_cuda(args, sizes: list[int]) -> None:
-    backend = _core.make_backend("cuda", 0)
+    backend = _core_testing.make_backend("cuda", 0)
     print(f"GPU {backend.name}, device to host")
-    pool = _core.make_pool(backend, args.buffers, args.chunk_mib * MiB)
+    pool = _core_testing.make_pool(backend, args.buffers, args.chunk_mib * MiB)
     header(args)
     rng = np.random.default_rng(0)
     for mib in sizes:
         ptr = backend.allocate_device(mib * MiB)
         try:
-            _core.stage_from_bytes(backend, pool, ptr, rng.bytes(mib * MiB))
+            _core_testing.stage_from_bytes(backend, pool, ptr, rng.bytes(mib * MiB))
             compare(backend, pool, ptr, mib * MiB, args, f"{mib} MiB")
         finally:
             backend.free_device(ptr)
 
 
 def run_fake(args, sizes: list[int]) -> None:
-    backend = _core.make_backend("fake")
+    backend = _core_testing.make_backend("fake")
     print(
         "fake backend: CPU memcpy on a worker thread, NOT a GPU transfer (pipeline overhead only)"
     )
-    pool = _core.make_pool(backend, args.buffers, args.chunk_mib * MiB)
+    pool = _core_testing.make_pool(backend, args.buffers, args.chunk_mib * MiB)
     header(args)
     rng = np.random.default_rng(0)
     for mib in sizes:

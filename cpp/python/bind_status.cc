@@ -4,6 +4,7 @@
 #include <nanobind/stl/string.h>
 
 #include "bindings.h"
+#include "util/fault_injection.h"
 
 namespace nb = nanobind;
 
@@ -37,10 +38,11 @@ void RaiseStatus(const Status& status) {
 }
 
 void BindStatus(nb::module_& m) {
-  // Lets the Python tests check every code's mapping.
-  m.def("_raise_status", [](int code, const std::string& message) {
-    RaiseStatus(Status(static_cast<StatusCode>(code), message));
-  });
+  // The fault-injection switch of this module's copy of the file layer, for
+  // the test module (testing/bind_testing.cc), which links its own copy of
+  // the core: a capsule holding SetIoFaultForTesting's address.
+  m.attr("_io_fault_hook") = nb::capsule(
+      reinterpret_cast<const void*>(&SetIoFaultForTesting), kIoFaultHookName);
 }
 
 }  // namespace trackpoint::python

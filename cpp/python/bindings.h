@@ -1,4 +1,5 @@
-// One Bind* function per area; module.cc calls them all. The binding files
+// One Bind* function per area; module.cc calls them all. (The test-only
+// module trackpoint._core_testing is in testing/, with its own Bind*.) The binding files
 // hold declarations and one-line adapters only: logic lives in cpp/src.
 #ifndef TRACKPOINT_PYTHON_BINDINGS_H_
 #define TRACKPOINT_PYTHON_BINDINGS_H_
@@ -15,7 +16,9 @@ void BindBundle(nanobind::module_& m);
 void BindGraph(nanobind::module_& m);
 void BindStaging(nanobind::module_& m);
 void BindDistributed(nanobind::module_& m);
-void BindTesting(nanobind::module_& m);  // private test hooks
+
+// The name of the capsule _core exposes as _io_fault_hook (bind_status.cc).
+inline constexpr const char kIoFaultHookName[] = "trackpoint._core.io_fault_hook";
 
 // The one place a Status becomes a Python exception (bind_status.cc).
 // REQUIRES: !status.ok().

@@ -8,5 +8,4 @@ NB_MODULE(_core, m) {
   trackpoint::python::BindGraph(m);
   trackpoint::python::BindStaging(m);
   trackpoint::python::BindDistributed(m);
-  trackpoint::python::BindTesting(m);
 }

@@ -8,13 +8,14 @@ Example::
         print(name, shape, reader.get_tensor(name).dtype)
 """
 
+from . import adapters  # noqa: F401 -- the built-in adapters register themselves
 from . import dtypes, errors
 from .checkpoint import Checkpoint, CheckpointOptions
 from .errors import CheckpointError, DataLossError, NotFoundError
 from .manager import CheckpointManager
-from .management import CheckpointState, checkpoints_iterator, get_checkpoint_state
-from .management import latest_checkpoint
-from .management import update_checkpoint_state
+from .state_file import CheckpointState, checkpoints_iterator, get_checkpoint_state
+from .state_file import latest_checkpoint
+from .state_file import update_checkpoint_state
 from .moving_averages import ExponentialMovingAverage
 from .reader import CheckpointReader, list_variables, load_checkpoint, load_variable
 from .rng import RNGState

@@ -23,7 +23,7 @@ from ._load import read_into
 from ._saver import give_back_number, run_write_callbacks, snapshot, write_items
 from .bundle import BundleReader
 from .errors import NotFoundError
-from .management import make_directories, update_checkpoint_state
+from .state_file import make_directories, update_checkpoint_state
 from .status import InitializationOnlyStatus
 from .trackable.autotrackable import AutoTrackable, as_trackable, wrap_value
 from .trackable.base import Trackable

@@ -122,8 +122,22 @@ class DType:
 
     @property
     def size(self) -> int:
-        """Bytes per element in a checkpoint; 0 for strings."""
-        return 0 if self.enum in (7, 20, 21) else self.as_numpy_dtype.itemsize
+        """Bytes per element in a checkpoint; 0 for strings, resources and
+        variants. Needs no ml_dtypes (bfloat16 is 2, the 8-, 4- and 2-bit
+        types 1 byte per element).
+
+        Example::
+
+            >>> as_dtype("bfloat16").size, as_dtype("float8_e4m3fn").size, as_dtype("string").size
+            (2, 1, 0)
+        """
+        if self.enum in (7, 20, 21):
+            return 0
+        if self.name == "bfloat16":
+            return 2
+        if self.name.startswith(("float8", "float4", "int4", "uint4", "int2", "uint2")):
+            return 1
+        return self.as_numpy_dtype.itemsize
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, DType):

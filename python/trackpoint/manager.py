@@ -66,16 +66,16 @@ import re
 import shutil
 import time
 
-from . import _dirlock
+from . import _dirlock, retention
 from ._paths import local_path
 from ._saver import give_back_number
 from .errors import CheckpointError, FailedPreconditionError, from_os_error
-from .management import (
-    update_state_file,
+from .state_file import (
     get_checkpoint_state,
     make_directories,
     read_checkpoint_state,
     read_regular_file,
+    update_state_file,
     write_atomically,
 )
 
@@ -88,11 +88,6 @@ _now = time.time
 
 METRICS_SUFFIX = ".metrics.json"
 _MAX_METRICS_BYTES = 1 << 20
-
-
-def _number_of(path: str, prefix: str) -> int | None:
-    m = re.fullmatch(re.escape(prefix) + r"-(\d+)", path)
-    return int(m.group(1)) if m else None
 
 
 class CheckpointManager:
@@ -195,20 +190,18 @@ class CheckpointManager:
             self._last_preserved_timestamp = now - 1
             return
         self._latest_checkpoint = state.model_checkpoint_path
-        self._last_preserved_timestamp = state.last_preserved_timestamp
-        if now < self._last_preserved_timestamp:
+        found = retention.recover(state.all_model_checkpoint_paths,
+                                  state.all_model_checkpoint_timestamps,
+                                  state.last_preserved_timestamp, now)
+        if found.clock_behind:
             _log.warning(
                 "%s: the clock (%f) is %f seconds behind the last preserved checkpoint "
                 "timestamp; keeping the checkpoints the state file lists, and preserving "
-                "from now on", self._directory, now, self._last_preserved_timestamp - now)
-            self._last_preserved_timestamp = now
-        paths = state.all_model_checkpoint_paths
-        timestamps = state.all_model_checkpoint_timestamps or (
-            [self._last_preserved_timestamp] * len(paths))
-        for path, stamp in zip(paths, timestamps):
-            if min(stamp, now) > self._last_preserved_timestamp:
-                self._maybe_delete[path] = stamp
-                self._metrics[path] = self._read_metrics(path)
+                "from now on", self._directory, now, state.last_preserved_timestamp - now)
+        self._last_preserved_timestamp = found.last_preserved_timestamp
+        for entry in found.managed:
+            self._maybe_delete[entry.path] = entry.timestamp
+            self._metrics[entry.path] = self._read_metrics(entry.path)
 
     def _read_metrics(self, path: str):
         try:
@@ -504,42 +497,32 @@ class CheckpointManager:
         if problem:
             self.cleanup_errors.append(str(problem))
 
-    def _protected(self) -> set:
-        """Paths kept whatever max_to_keep says: the best ones and every Nth."""
-        keep = set()
-        if self._keep_every_n_steps:
-            for path in self._maybe_delete:
-                n = _number_of(path, self._prefix)
-                if n is not None and n % self._keep_every_n_steps == 0:
-                    keep.add(path)
-        if self._keep_best:
-            scored = []
-            for path in self._maybe_delete:
-                metrics = self._metrics.get(path)
-                if metrics is not None:
-                    scored.append((self._best_fn(metrics), path))
-            scored.sort(key=lambda s: s[0], reverse=self._best_mode == "max")
-            keep.update(path for _, path in scored[: self._keep_best])
-        return keep
+    def _policy(self) -> retention.RetentionPolicy:
+        return retention.RetentionPolicy(
+            max_to_keep=self._max_to_keep,
+            keep_checkpoint_every_n_hours=self._keep_checkpoint_every_n_hours,
+            keep_every_n_steps=self._keep_every_n_steps,
+            keep_best=self._keep_best,
+            best_fn=self._best_fn,
+            best_mode=self._best_mode,
+        )
+
+    def _entries(self) -> list:
+        """The managed checkpoints as retention entries, oldest first."""
+        return [retention.Entry(path, stamp, self._metrics.get(path),
+                                retention.checkpoint_number(path, self._prefix))
+                for path, stamp in self._maybe_delete.items()]
 
     def _sweep(self) -> dict:
-        """Drops checkpoints beyond max_to_keep from the managed list; returns
-        those whose files must go (path -> timestamp)."""
-        if not self._max_to_keep:
-            return {}
-        protected = self._protected()
-        doomed = {}
-        candidates = [p for p in self._maybe_delete if p not in protected]
-        excess = len(self._maybe_delete) - len(protected) - self._max_to_keep
-        for path in candidates[:max(excess, 0)]:
-            stamp = self._maybe_delete.pop(path)
-            self._metrics.pop(path, None)
-            hours = self._keep_checkpoint_every_n_hours
-            if hours and stamp - hours * 3600.0 >= self._last_preserved_timestamp:
-                self._last_preserved_timestamp = stamp
-                continue
-            doomed[path] = stamp
-        return doomed
+        """Applies the retention policy (see :mod:`trackpoint.retention`) to
+        the managed list; returns the checkpoints whose files must go
+        (path -> timestamp)."""
+        result = retention.sweep(self._entries(), self._policy(), self._last_preserved_timestamp)
+        for entry in result.preserved + result.deleted:
+            del self._maybe_delete[entry.path]
+            self._metrics.pop(entry.path, None)
+        self._last_preserved_timestamp = result.last_preserved_timestamp
+        return {entry.path: entry.timestamp for entry in result.deleted}
 
     def _delete_files(self, path: str) -> bool:
         """Deletes a checkpoint's files (the index first, so it stops being a
@@ -596,9 +579,5 @@ class CheckpointManager:
         """The managed checkpoint with the best metric (needs best_fn), or None."""
         if self._best_fn is None:
             return None
-        scored = [(self._best_fn(m), p) for p, m in self._metrics.items()
-                  if m is not None and p in self._maybe_delete]
-        if not scored:
-            return None
-        pick = max if self._best_mode == "max" else min
-        return pick(scored, key=lambda s: s[0])[1]
+        found = retention.best(self._entries(), self._best_fn, self._best_mode)
+        return None if found is None else found.path

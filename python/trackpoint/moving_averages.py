@@ -30,12 +30,13 @@ ema.variables_to_restore()).restore(...)`` does.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from . import _core
 from ._restore import OBJECT_GRAPH_KEY
+from .adapters.torch_bridge import dtype_name as torch_dtype_name
+from .adapters.torch_bridge import is_tensor as is_torch_tensor
+from .adapters.torch_bridge import torch_module
 from .bundle import BundleReader
 from .errors import NotFoundError
 from .trackable.variable import Variable
@@ -46,8 +47,8 @@ _FLOAT_NAMES = ("bfloat16", "float16", "float32", "float64")
 
 
 def _torch_tensor(value):
-    torch = sys.modules.get("torch")
-    return torch if torch is not None and isinstance(value, torch.Tensor) else None
+    """The torch module when value is a torch tensor, else None."""
+    return torch_module() if is_torch_tensor(value) else None
 
 
 def _dtype_name(var) -> str:
@@ -55,9 +56,8 @@ def _dtype_name(var) -> str:
         return var.dtype.name
     if isinstance(var, np.ndarray):
         return var.dtype.name
-    torch = _torch_tensor(var)
-    if torch is not None:
-        return str(var.dtype).replace("torch.", "")
+    if is_torch_tensor(var):
+        return torch_dtype_name(var)
     raise TypeError(
         f"ExponentialMovingAverage averages trackpoint Variables, numpy arrays and torch "
         f"tensors; got {type(var).__name__}"

@@ -25,7 +25,7 @@ from . import _core
 from ._paths import local_path
 from .bundle import BundleReader
 from .errors import DataLossError, NotFoundError, from_os_error
-from .management import latest_checkpoint
+from .state_file import latest_checkpoint
 
 __all__ = ["CheckpointReader", "load_checkpoint", "list_variables", "load_variable"]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Fuzz target (atheris) for the ``checkpoint`` state-file parser,
-``trackpoint.management._parse_state``, and its writer ``_format_state``.
+``trackpoint.state_file._parse_state``, and its writer ``_format_state``.
 
     python3 tests/fuzz/state_file_fuzzer.py [libFuzzer flags] CORPUS_DIR SEED_DIR...
     python3 tests/fuzz/state_file_fuzzer.py -runs=N FILE...   # replay inputs
@@ -11,7 +11,7 @@ its own parse error, never anything else; a state that parses must format to
 text that encodes as UTF-8 (what ``update_checkpoint_state`` writes) and
 parses back to the same state.
 
-management.py and the modules it imports use only the standard library;
+state_file.py and the modules it imports use only the standard library;
 they are loaded from the source tree, so this runs without the C++ core
 being built.
 """
@@ -29,17 +29,17 @@ import atheris
 _PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "python" / "trackpoint"
 
 # The package's modules from the source tree, without its __init__ (which
-# loads the C++ core): management.py and the two it imports (_paths, errors)
+# loads the C++ core): state_file.py and the two it imports (_paths, errors)
 # use only the standard library.
 _package = types.ModuleType("trackpoint")
 _package.__path__ = [str(_PACKAGE)]
 sys.modules["trackpoint"] = _package
-management = importlib.import_module("trackpoint.management")
+state_file = importlib.import_module("trackpoint.state_file")
 for _function in (
-    management._parse_state,
-    management._unquote,
-    management._format_state,
-    management._quote,
+    state_file._parse_state,
+    state_file._unquote,
+    state_file._format_state,
+    state_file._quote,
 ):
     atheris.instrument_func(_function)
 
@@ -66,11 +66,11 @@ def test_one_input(data: bytes) -> None:
     except UnicodeDecodeError:
         return
     try:
-        state = management._parse_state(text)
-    except management._ParseError:
+        state = state_file._parse_state(text)
+    except state_file._ParseError:
         return
-    written = management._format_state(state).encode("utf-8")
-    again = management._parse_state(written.decode("utf-8"))
+    written = state_file._format_state(state).encode("utf-8")
+    again = state_file._parse_state(written.decode("utf-8"))
     if not _same(state, again):
         raise AssertionError(f"round trip changed the state: {state!r} -> {again!r}")
 

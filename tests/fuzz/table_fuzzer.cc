@@ -17,6 +17,7 @@
 #include "table/table.h"
 #include "util/coding.h"
 #include "util/file.h"
+#include "util/string_file.h"
 
 namespace {
 

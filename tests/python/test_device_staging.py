@@ -363,10 +363,10 @@ def torch_cpu_as_device(monkeypatch):
     """The torch adapter stages CPU tensors through the fake backend, as it
     stages CUDA tensors through the CUDA runtime."""
     torch = pytest.importorskip("torch")
-    from trackpoint.adapters import torch as adapter
+    from trackpoint.adapters import torch_bridge
 
-    monkeypatch.setattr(adapter, "_is_staged", lambda t: t.device.type == "cpu")
-    monkeypatch.setattr(adapter, "_STAGING_KIND", "fake")
+    monkeypatch.setattr(torch_bridge, "_is_staged", lambda t: t.device.type == "cpu")
+    monkeypatch.setattr(torch_bridge, "_STAGING_KIND", "fake")
     return torch
 
 
@@ -388,8 +388,9 @@ def test_torch_adapter_staging_path_writes_the_same_files_and_restores_in_place(
     trackpoint.Checkpoint(model=model, optimizer=opt).write(tmp_path / "plain")
 
     from trackpoint.adapters import torch as adapter
-    monkeypatch.setattr(adapter, "_is_staged", lambda t: t.device.type == "cpu")
-    monkeypatch.setattr(adapter, "_STAGING_KIND", "fake")
+    from trackpoint.adapters import torch_bridge
+    monkeypatch.setattr(torch_bridge, "_is_staged", lambda t: t.device.type == "cpu")
+    monkeypatch.setattr(torch_bridge, "_STAGING_KIND", "fake")
     staged = adapter.adapt(model[0].weight)._serialize_to_tensors()["VARIABLE_VALUE"]
     assert isinstance(staged, DeviceBuffer) and staged.ptr == model[0].weight.data_ptr()
     ckpt = trackpoint.Checkpoint(model=model, optimizer=opt)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import trackpoint
-from trackpoint import _core, management
+from trackpoint import _core, state_file
 from trackpoint import manager as manager_module
 from trackpoint.bundle import BundleWriter
 from trackpoint.errors import (
@@ -225,7 +225,7 @@ def _state_fault(monkeypatch, where, code):
             raise OSError(code, os.strerror(code), src, dst)
         real_replace(src, dst, *a, **k)
 
-    monkeypatch.setattr(management, "open", fake_open, raising=False)
+    monkeypatch.setattr(state_file, "open", fake_open, raising=False)
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
 
@@ -334,7 +334,7 @@ def test_6_first_save_fsyncs_every_directory_it_creates_and_their_parent(
 def test_6_make_directories_refuses_a_file_in_the_way(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(trackpoint.errors.AlreadyExistsError, match="f"):
-        management.make_directories(tmp_path / "f" / "g")
+        state_file.make_directories(tmp_path / "f" / "g")
     with pytest.raises(CheckpointError):
         trackpoint.CheckpointManager(trackpoint.Checkpoint(), tmp_path / "f" / "g",
                                      max_to_keep=1).save()
@@ -431,7 +431,7 @@ def test_8_state_file_that_is_a_directory_or_too_large_is_refused(tmp_path):
         make_manager(tmp_path)
     (tmp_path / "checkpoint").rmdir()
     with open(tmp_path / "checkpoint", "wb") as f:
-        f.truncate(management.MAX_STATE_BYTES + 1)
+        f.truncate(state_file.MAX_STATE_BYTES + 1)
     with pytest.raises(ResourceExhaustedError, match="larger than 16777216 bytes"):
         trackpoint.latest_checkpoint(tmp_path)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from trackpoint import _core, errors
+from trackpoint import _core_testing, errors
 
 CODES = [
     (3, errors.InvalidArgumentError, ValueError),
@@ -22,7 +22,7 @@ CODES = [
 @pytest.mark.parametrize("code,cls,builtin", CODES)
 def test_status_codes_map_to_exceptions(code, cls, builtin):
     with pytest.raises(cls) as info:
-        _core._raise_status(code, "what went wrong in /some/file")
+        _core_testing.raise_status(code, "what went wrong in /some/file")
     assert isinstance(info.value, builtin)
     assert isinstance(info.value, errors.CheckpointError)
     assert str(info.value) == "what went wrong in /some/file"

@@ -1,5 +1,5 @@
 """I/O faults during a save, injected into the C++ file layer
-(``_core._set_io_fault``) and into the state-file write: the save fails with
+(``_core_testing.set_io_fault``) and into the state-file write: the save fails with
 a clean error (ResourceExhaustedError for a full disk, UnavailableError for
 EIO), the previous checkpoint stays the latest and reads, and nothing of the
 failed save is left in the directory."""
@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 import trackpoint
-from trackpoint import _core, cli, management
+from trackpoint import _core_testing, cli, state_file
 from trackpoint.errors import ResourceExhaustedError, UnavailableError
 
 
 @pytest.fixture(autouse=True)
 def disarm():
     yield
-    _core._set_io_fault("none", 0)
+    _core_testing.set_io_fault("none", 0)
 
 
 def _model():
@@ -80,10 +80,10 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, fault, after, err
     before = _listing(tmp_path)
 
     _fill(model, 2)
-    _core._set_io_fault(fault, after)
+    _core_testing.set_io_fault(fault, after)
     with pytest.raises(error) as raised:
         manager.save()
-    _core._set_io_fault("none", 0)
+    _core_testing.set_io_fault("none", 0)
     assert isinstance(raised.value, OSError)  # both are OSErrors too
     if fault == "enospc":
         assert "No space left on device" in str(raised.value)
@@ -107,10 +107,10 @@ def test_a_failed_save_leaves_a_new_manager_nothing_to_clean(tmp_path):
     manager = trackpoint.CheckpointManager(trackpoint.Checkpoint(model=model), tmp_path, 3)
     _fill(model, 1)
     manager.save()
-    _core._set_io_fault("enospc", 30_000)
+    _core_testing.set_io_fault("enospc", 30_000)
     with pytest.raises(ResourceExhaustedError):
         manager.save()
-    _core._set_io_fault("none", 0)
+    _core_testing.set_io_fault("none", 0)
     manager.close()
     before = _listing(tmp_path)
     trackpoint.CheckpointManager(trackpoint.Checkpoint(model=_model()), tmp_path, 3).close()
@@ -131,9 +131,9 @@ def test_a_failed_state_file_write_keeps_the_previous_checkpoint(tmp_path, monke
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     if failing == "replace":
-        monkeypatch.setattr(management.os, "replace", full_disk)
+        monkeypatch.setattr(state_file.os, "replace", full_disk)
     elif failing == "fsync":
-        monkeypatch.setattr(management.os, "fsync", full_disk)
+        monkeypatch.setattr(state_file.os, "fsync", full_disk)
     else:
         real_open = open
 
@@ -164,10 +164,10 @@ def test_checkpoint_write_under_faults_leaves_no_file(tmp_path):
     model = _model()
     _fill(model, 1)
     for fault in ("enospc", "eio", "fsync", "rename", "dirsync"):
-        _core._set_io_fault(fault, 10_000 if fault in ("enospc", "eio") else 0)
+        _core_testing.set_io_fault(fault, 10_000 if fault in ("enospc", "eio") else 0)
         with pytest.raises((ResourceExhaustedError, UnavailableError)):
             trackpoint.Checkpoint(model=model).write(tmp_path / "ckpt")
-        _core._set_io_fault("none", 0)
+        _core_testing.set_io_fault("none", 0)
         assert _listing(tmp_path) == [], fault
 
 
@@ -197,11 +197,11 @@ def test_a_failed_overwrite_keeps_the_old_checkpoint(tmp_path, where):
     before = _contents(tmp_path)
     fault, budget = OVERWRITE_FAULTS[where]
     _fill(model, 2)  # the same file sizes as save 1
-    _core._set_io_fault(fault, budget(len(before["ckpt.data-00000-of-00001"]),
+    _core_testing.set_io_fault(fault, budget(len(before["ckpt.data-00000-of-00001"]),
                                       len(before["ckpt.index"])))
     with pytest.raises((ResourceExhaustedError, UnavailableError)):
         trackpoint.Checkpoint(model=model).write(prefix)
-    _core._set_io_fault("none", 0)
+    _core_testing.set_io_fault("none", 0)
 
     assert _contents(tmp_path) == before  # no temporary file either
     _check(prefix, 1, written=True)
@@ -215,10 +215,10 @@ def test_a_failed_write_dropped_late_spares_its_retry(tmp_path):
     # a successful retry at the same prefix: letting it go deletes nothing.
     model = _model()
     _fill(model, 1)
-    _core._set_io_fault("dirsync", 0)  # after every file was renamed into place
+    _core_testing.set_io_fault("dirsync", 0)  # after every file was renamed into place
     with pytest.raises(UnavailableError) as raised:
         trackpoint.Checkpoint(model=model).write(tmp_path / "ckpt")
-    _core._set_io_fault("none", 0)
+    _core_testing.set_io_fault("none", 0)
     assert _listing(tmp_path) == []
     trackpoint.Checkpoint(model=model).write(tmp_path / "ckpt")
     after = _listing(tmp_path)
@@ -230,4 +230,4 @@ def test_a_failed_write_dropped_late_spares_its_retry(tmp_path):
 
 def test_unknown_fault_kind_is_a_value_error():
     with pytest.raises(ValueError, match="unknown I/O fault"):
-        _core._set_io_fault("gremlins", 0)
+        _core_testing.set_io_fault("gremlins", 0)

@@ -198,7 +198,7 @@ def test_scanner_sees_the_package():
     assert "trackpoint.distributed.saving" in MODULES
     scans = _scan()
     # A known import, to show the scanner reads relative imports.
-    assert "trackpoint.management" in scans["trackpoint.manager"].edges
+    assert "trackpoint.state_file" in scans["trackpoint.manager"].edges
     # ``from . import _core`` names the compiled module, not a private name.
     assert "trackpoint._core" in scans["trackpoint._saver"].edges
     assert scans["trackpoint._saver"].private == []
@@ -234,3 +234,85 @@ def test_no_private_names_across_modules():
                 continue
             uses.append(f"{module} line {line}: {target}.{name}")
     assert not uses, "private names used across modules:\n" + "\n".join(uses)
+
+
+# ---- the adapter registry: adapters register, the core imports none ------------------------
+def test_core_modules_import_no_adapter():
+    """trackpoint.trackable (the core's data structures) asks the registry;
+    adapters register into it, never the other way round."""
+    scans = _scan()
+    upward = [f"{module} line {line}: imports {target}"
+              for module, scan in scans.items() if module.startswith("trackpoint.trackable")
+              for target, line in scan.edges.items() if target.startswith("trackpoint.adapters")]
+    assert not upward, "\n".join(upward)
+    assert "trackpoint.trackable.registry" in scans["trackpoint.trackable.data_structures"].edges
+    assert "trackpoint.trackable.registry" in scans["trackpoint.adapters.torch"].edges
+
+
+def _run(code, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), str(PACKAGE_ROOT.parent), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_lazy_registration_resolves_once_the_framework_is_imported(tmp_path):
+    # A stand-in framework and its adapter module, in a fresh interpreter.
+    (tmp_path / "fakeframework.py").write_text("class Thing:\n    pass\n")
+    (tmp_path / "fake_adapter.py").write_text(
+        "import sys\n"
+        "from trackpoint.adapters import register\n"
+        "import trackpoint\n"
+        "LOADED = True\n"
+        "register(lambda v: isinstance(v, sys.modules['fakeframework'].Thing),\n"
+        "         lambda v: trackpoint.Variable(7))\n")
+    out = _run(
+        "import sys, trackpoint\n"
+        "from trackpoint.adapters import adapt, register_lazy\n"
+        "register_lazy('fakeframework', 'fake_adapter')\n"
+        "print(adapt('x') == 'x', 'fake_adapter' in sys.modules)\n"
+        "import fakeframework\n"
+        "print('fake_adapter' in sys.modules)\n"
+        "v = adapt(fakeframework.Thing())\n"
+        "print('fake_adapter' in sys.modules, type(v).__name__, int(v.numpy()))\n"
+        "print('torch' in sys.modules, 'jax' in sys.modules)\n", tmp_path)
+    assert out == ["True", "False", "False", "True", "Variable", "7", "False", "False"]
+
+
+def test_registered_adapter_is_tried_before_the_stateful_fallback(tmp_path):
+    out = _run(
+        "import numpy as np, trackpoint\n"
+        "from trackpoint.adapters import adapt, register\n"
+        "from trackpoint.adapters.numpy import NumpyArray\n"
+        "from trackpoint.adapters.stateful import Stateful\n"
+        "class Box:\n"
+        "    def state_dict(self): return {}\n"
+        "    def load_state_dict(self, d): pass\n"
+        "print(type(adapt(Box())).__name__)\n"
+        "class Special(Box):\n"
+        "    pass\n"
+        "register(lambda v: isinstance(v, Special), lambda v: NumpyArray(np.zeros(2)))\n"
+        "print(type(adapt(Special())).__name__, type(adapt(Box())).__name__)\n"
+        "a = np.ones(3)\n"
+        "print(adapt(a) is adapt(a), type(adapt(a)).__name__)\n", tmp_path)
+    assert out == ["Stateful", "NumpyArray", "Stateful", "True", "NumpyArray"]
+
+
+def test_shipped_core_module_has_no_test_hooks():
+    """Test and benchmark hooks live in trackpoint._core_testing, not in _core."""
+    from trackpoint import _core
+
+    hooks = {"set_io_fault", "raise_status", "serialize_bundle_entry", "serialize_bundle_header",
+             "slice_key", "write_table", "make_backend", "make_fake_backend", "make_pool",
+             "stage_to_bytes", "stage_from_bytes", "d2h_bandwidth", "plain_pinned_copy_bandwidth",
+             "StagingBackend", "StagingPool"}
+    names = {n.lstrip("_") for n in dir(_core)}
+    assert not hooks & names
+    testing = pytest.importorskip("trackpoint._core_testing")
+    assert hooks <= set(dir(testing))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import trackpoint
-from trackpoint import _core
+from trackpoint import _core, _core_testing
 from trackpoint.errors import DataLossError
 
 FLOAT, INT32, UINT8, STRING, COMPLEX128 = 1, 3, 4, 7, 18
@@ -24,16 +24,16 @@ def masked_crc(data: bytes) -> int:
 def write_bundle(prefix, entries: dict, data: bytes = b"", num_shards: int = 1):
     """An index with a valid header and the given {key: BundleEntryProto bytes},
     and shard 0's data file holding `data`."""
-    rows = [(b"", _core._serialize_bundle_header(num_shards))]
+    rows = [(b"", _core_testing.serialize_bundle_header(num_shards))]
     rows += sorted((k.encode() if isinstance(k, str) else k, v) for k, v in entries.items())
-    _core._write_table(f"{prefix}.index", rows)
+    _core_testing.write_table(f"{prefix}.index", rows)
     with open(f"{prefix}.data-00000-of-{num_shards:05d}", "wb") as f:
         f.write(data)
     return str(prefix)
 
 
 def entry(dtype, shape, offset=0, size=0, crc=0, shard_id=0, slices=()):
-    return _core._serialize_bundle_entry(
+    return _core_testing.serialize_bundle_entry(
         dtype, list(shape), shard_id, offset, size, crc, [list(s) for s in slices]
     )
 
@@ -166,7 +166,7 @@ def _partitioned(tmp_path, full_shape, parts, declared=None):
     for extents in parts:
         shape = [full_shape[d] if n == -1 else n for d, (_, n) in enumerate(extents)]
         payload = np.ones(shape, np.float32).tobytes()
-        entries[_core._slice_key("p", extents)] = fixed_entry(FLOAT, shape, payload, len(data))
+        entries[_core_testing.slice_key("p", extents)] = fixed_entry(FLOAT, shape, payload, len(data))
         data += payload
     entries["p"] = entry(FLOAT, full_shape, slices=declared if declared is not None else parts)
     return write_bundle(tmp_path / "part", entries, data)
@@ -210,7 +210,7 @@ def test_partitioned_tensor_claiming_1e18_elements(tmp_path):
 def test_slice_entry_whose_shape_disagrees_with_its_slice(tmp_path):
     payload = np.ones(2, np.float32).tobytes()
     entries = {
-        _core._slice_key("p", [(0, 2)]): fixed_entry(FLOAT, [2, 1], payload),
+        _core_testing.slice_key("p", [(0, 2)]): fixed_entry(FLOAT, [2, 1], payload),
         "p": entry(FLOAT, [4], slices=[[(0, 2)]]),
     }
     prefix = write_bundle(tmp_path / "c", entries, payload)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import trackpoint
-from trackpoint import _core, management
+from trackpoint import _core_testing, state_file
 from trackpoint import manager as manager_module
 from trackpoint.errors import ResourceExhaustedError
 
@@ -167,14 +167,14 @@ def test_a_failed_save_takes_no_number(tmp_path, monkeypatch, failing):
         raise ResourceExhaustedError("No space left on device")
 
     if failing == "bundle":
-        _core._set_io_fault("enospc", 0)
+        _core_testing.set_io_fault("enospc", 0)
     else:
-        monkeypatch.setattr(management.os, "replace", full_disk)
+        monkeypatch.setattr(state_file.os, "replace", full_disk)
     try:
         with pytest.raises(ResourceExhaustedError):
             m.save()
     finally:
-        _core._set_io_fault("none", 0)
+        _core_testing.set_io_fault("none", 0)
         monkeypatch.undo()
     assert int(ckpt.save_counter) == 1
     assert (tmp_path / "checkpoint").read_bytes() == state
@@ -199,12 +199,12 @@ def test_a_failed_save_does_not_push_the_interval_back(tmp_path):
                                      checkpoint_interval=10)
     assert _base(m.save()) == "ckpt-1"
     ckpt.step.assign(10)
-    _core._set_io_fault("enospc", 0)
+    _core_testing.set_io_fault("enospc", 0)
     try:
         with pytest.raises(ResourceExhaustedError):
             m.save()
     finally:
-        _core._set_io_fault("none", 0)
+        _core_testing.set_io_fault("none", 0)
     assert _base(m.save()) == "ckpt-2"  # step 10, not skipped until step 20
     ckpt.step.assign(15)
     assert m.save() is None
@@ -213,12 +213,12 @@ def test_a_failed_save_does_not_push_the_interval_back(tmp_path):
 def test_a_failed_checkpoint_save_takes_no_number(tmp_path):
     ckpt = _new_checkpoint()
     ckpt.save(tmp_path / "ckpt")
-    _core._set_io_fault("enospc", 0)
+    _core_testing.set_io_fault("enospc", 0)
     try:
         with pytest.raises(ResourceExhaustedError):
             ckpt.save(tmp_path / "ckpt")
     finally:
-        _core._set_io_fault("none", 0)
+        _core_testing.set_io_fault("none", 0)
     assert int(ckpt.save_counter) == 1
     assert trackpoint.latest_checkpoint(tmp_path) == str(tmp_path / "ckpt-1")
     assert ckpt.save(tmp_path / "ckpt") == str(tmp_path / "ckpt-2")

@@ -5,7 +5,7 @@ import gc
 import numpy as np
 import pytest
 
-from trackpoint import _core
+from trackpoint import _core, _core_testing
 from trackpoint.errors import CheckpointError, UnavailableError
 
 CHUNK = 4096
@@ -17,18 +17,18 @@ def pattern(n, seed=0):
 
 @pytest.fixture
 def fake():
-    backend = _core.make_backend("fake")
-    return backend, _core.make_pool(backend, 3, CHUNK)
+    backend = _core_testing.make_backend("fake")
+    return backend, _core_testing.make_pool(backend, 3, CHUNK)
 
 
 @pytest.mark.parametrize("n", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 10 * CHUNK + 7])
 def test_fake_round_trip(fake, n):
     backend, pool = fake
     source = pattern(n, seed=n)
-    assert _core.stage_to_bytes(backend, pool, source.ctypes.data, n) == source.tobytes()
+    assert _core_testing.stage_to_bytes(backend, pool, source.ctypes.data, n) == source.tobytes()
 
     target = np.zeros(n + 1, dtype=np.uint8)  # one guard byte past the end
-    _core.stage_from_bytes(backend, pool, target.ctypes.data, source.tobytes())
+    _core_testing.stage_from_bytes(backend, pool, target.ctypes.data, source.tobytes())
     assert target[:n].tobytes() == source.tobytes()
     assert target[n] == 0
     assert pool.num_free == 3
@@ -41,35 +41,35 @@ def test_fake_backend_and_pool_properties(fake):
 
 
 def test_pool_keeps_its_backend_alive():
-    pool = _core.make_pool(_core.make_backend("fake"), 2, CHUNK)
+    pool = _core_testing.make_pool(_core_testing.make_backend("fake"), 2, CHUNK)
     gc.collect()  # the pool holds the only reference to its backend
     source = pattern(3 * CHUNK)
-    assert _core.stage_to_bytes(pool.backend, pool, source.ctypes.data, source.size) == (
+    assert _core_testing.stage_to_bytes(pool.backend, pool, source.ctypes.data, source.size) == (
         source.tobytes()
     )
 
 
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="expected 'fake' or 'cuda'"):
-        _core.make_backend("tpu")
-    backend = _core.make_backend("fake")
+        _core_testing.make_backend("tpu")
+    backend = _core_testing.make_backend("fake")
     with pytest.raises(ValueError):
-        _core.make_pool(backend, 0, CHUNK)
-    pool = _core.make_pool(backend, 2, CHUNK)
-    other = _core.make_backend("fake")
+        _core_testing.make_pool(backend, 0, CHUNK)
+    pool = _core_testing.make_pool(backend, 2, CHUNK)
+    other = _core_testing.make_backend("fake")
     with pytest.raises(ValueError, match="belongs to backend"):
-        _core.stage_to_bytes(other, pool, pattern(8).ctypes.data, 8)
+        _core_testing.stage_to_bytes(other, pool, pattern(8).ctypes.data, 8)
     with pytest.raises(ValueError, match="null device pointer"):
-        _core.stage_to_bytes(backend, pool, 0, 8)
+        _core_testing.stage_to_bytes(backend, pool, 0, 8)
 
 
 @pytest.mark.parametrize("at_enqueue", [False, True])
 def test_injected_copy_failure_raises(at_enqueue):
-    backend = _core.make_fake_backend(fail_after_copies=2, fail_at_enqueue=at_enqueue)
-    pool = _core.make_pool(backend, 2, CHUNK)
+    backend = _core_testing.make_fake_backend(fail_after_copies=2, fail_at_enqueue=at_enqueue)
+    pool = _core_testing.make_pool(backend, 2, CHUNK)
     source = pattern(5 * CHUNK)
     with pytest.raises(CheckpointError, match="injected copy failure"):
-        _core.stage_to_bytes(backend, pool, source.ctypes.data, source.size)
+        _core_testing.stage_to_bytes(backend, pool, source.ctypes.data, source.size)
     assert pool.num_free == 2
 
 
@@ -77,9 +77,9 @@ def test_bandwidth_probes_run_on_the_fake_backend(fake):
     backend, pool = fake
     source = pattern(64 * CHUNK)
     for crc in (False, True):
-        assert _core.d2h_bandwidth(backend, pool, source.ctypes.data, source.size, 2, crc) > 0
+        assert _core_testing.d2h_bandwidth(backend, pool, source.ctypes.data, source.size, 2, crc) > 0
         assert (
-            _core.plain_pinned_copy_bandwidth(backend, source.ctypes.data, source.size, 2, crc) > 0
+            _core_testing.plain_pinned_copy_bandwidth(backend, source.ctypes.data, source.size, 2, crc) > 0
         )
 
 
@@ -102,7 +102,7 @@ def test_cuda_availability_is_reported():
     assert "libcudart" in reason
     assert not _has_cuda_gpu()
     with pytest.raises(UnavailableError) as excinfo:
-        _core.make_backend("cuda")
+        _core_testing.make_backend("cuda")
     assert reason in str(excinfo.value)
 
 
@@ -112,18 +112,18 @@ def test_cuda_round_trip():
     import torch
 
     assert _core.cuda_available(), _core.cuda_unavailable_reason()
-    backend = _core.make_backend("cuda", 0)
-    pool = _core.make_pool(backend, 3, 1 << 20)
+    backend = _core_testing.make_backend("cuda", 0)
+    pool = _core_testing.make_pool(backend, 3, 1 << 20)
     n = 10 * (1 << 20) + 7
     source = torch.from_numpy(pattern(n)).cuda()
     torch.cuda.synchronize()
     assert (
-        _core.stage_to_bytes(backend, pool, source.data_ptr(), n) == source.cpu().numpy().tobytes()
+        _core_testing.stage_to_bytes(backend, pool, source.data_ptr(), n) == source.cpu().numpy().tobytes()
     )
 
     target = torch.zeros(n, dtype=torch.uint8, device="cuda")
     torch.cuda.synchronize()
-    _core.stage_from_bytes(backend, pool, target.data_ptr(), pattern(n, seed=1).tobytes())
+    _core_testing.stage_from_bytes(backend, pool, target.data_ptr(), pattern(n, seed=1).tobytes())
     assert torch.equal(target.cpu(), torch.from_numpy(pattern(n, seed=1)))
-    assert _core.d2h_bandwidth(backend, pool, source.data_ptr(), n, 1) > 0
-    assert _core.plain_pinned_copy_bandwidth(backend, source.data_ptr(), n, 1) > 0
+    assert _core_testing.d2h_bandwidth(backend, pool, source.data_ptr(), n, 1) > 0
+    assert _core_testing.plain_pinned_copy_bandwidth(backend, source.data_ptr(), n, 1) > 0

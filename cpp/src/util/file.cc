@@ -5,13 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
-#include <mutex>
 #include <random>
 #include <vector>
 
+#include "util/fault_injection.h"
 #include "util/parallel.h"
 
 namespace trackpoint {
@@ -31,52 +30,6 @@ void StartWriteback(int fd, uint64_t offset, uint64_t n) {
   ::sync_file_range(fd, static_cast<off64_t>(offset), static_cast<off64_t>(n),
                     SYNC_FILE_RANGE_WRITE);
 #endif
-}
-
-// ---- fault injection (SetIoFaultForTesting) --------------------------------
-struct FaultState {
-  std::mutex mu;
-  IoFault fault = IoFault::kNone;
-  uint64_t budget = 0;  // bytes still written normally
-};
-FaultState& Faults() {
-  static FaultState* const state = new FaultState;
-  return *state;
-}
-std::atomic<bool> g_fault_set{false};  // the fast path: nothing injected
-
-// Before writing n bytes: how many of them may reach the file; *fail_errno
-// is the errno to fail with after those (0: none).
-size_t AllowWrite(size_t n, int* fail_errno) {
-  *fail_errno = 0;
-  if (!g_fault_set.load(std::memory_order_acquire)) return n;
-  FaultState& f = Faults();
-  std::lock_guard<std::mutex> lock(f.mu);
-  size_t allowed = n;
-  const bool write_fault =
-      f.fault == IoFault::kWriteNoSpace || f.fault == IoFault::kWriteIoError;
-  if (write_fault && n > f.budget) {
-    allowed = static_cast<size_t>(f.budget);
-    *fail_errno = f.fault == IoFault::kWriteNoSpace ? ENOSPC : EIO;
-  }
-  f.budget -= std::min<uint64_t>(f.budget, allowed);
-  return allowed;
-}
-
-// True when `fault` is injected and its byte budget is spent.
-bool FaultArmed(IoFault fault) {
-  if (!g_fault_set.load(std::memory_order_acquire)) return false;
-  FaultState& f = Faults();
-  std::lock_guard<std::mutex> lock(f.mu);
-  return f.fault == fault && f.budget == 0;
-}
-
-std::string RangeMessage(const std::string& name, uint64_t offset, size_t n,
-                         uint64_t size) {
-  return "read of " + std::to_string(n) + " bytes at offset " +
-         std::to_string(offset) + " is past the end of " + name + " (" +
-         std::to_string(size) + " bytes); the file is truncated or the index "
-         "is corrupt";
 }
 
 class PosixWritableFile final : public WritableFile {
@@ -108,7 +61,7 @@ class PosixWritableFile final : public WritableFile {
                         const PieceFn& on_piece) override {
     TP_RETURN_IF_ERROR(FlushBuffer());
     int fault = 0;
-    const size_t allowed = AllowWrite(data.size(), &fault);
+    const size_t allowed = fault_injection::AllowWrite(data.size(), &fault);
     if (fault != 0) {  // an injected fault: the bytes under the budget, then it
       TP_RETURN_IF_ERROR(WriteAll(data.data(), allowed));
       return FailWrite(fault);
@@ -148,7 +101,7 @@ class PosixWritableFile final : public WritableFile {
     TP_RETURN_IF_ERROR(FlushBuffer());
     if (fd_ >= 0) {
       int err = 0;
-      if (FaultArmed(IoFault::kSyncIoError)) {
+      if (fault_injection::Armed(IoFault::kSyncIoError)) {
         err = EIO;
       } else if (::fsync(fd_) != 0) {
         err = errno;
@@ -180,7 +133,7 @@ class PosixWritableFile final : public WritableFile {
 
   Status WriteRaw(const char* data, size_t n) {
     int fault = 0;
-    n = AllowWrite(n, &fault);
+    n = fault_injection::AllowWrite(n, &fault);
     TP_RETURN_IF_ERROR(WriteAll(data, n));
     if (fault != 0) return FailWrite(fault);
     return status_;
@@ -228,7 +181,7 @@ class PosixRandomAccessFile final : public RandomAccessFile {
 
   Status Read(uint64_t offset, size_t n, char* dst) const override {
     if (offset > size_ || n > size_ - offset) {
-      return DataLossError(RangeMessage(name_, offset, n, size_));
+      return DataLossError(ReadPastEndMessage(name_, offset, n, size_));
     }
     while (n > 0) {
       ssize_t got = ::pread(fd_, dst, n, static_cast<off_t>(offset));
@@ -253,42 +206,6 @@ class PosixRandomAccessFile final : public RandomAccessFile {
   int fd_;
   std::string name_;
   uint64_t size_;
-};
-
-class StringWritableFile final : public WritableFile {
- public:
-  StringWritableFile(std::string* contents, std::string name)
-      : contents_(contents), name_(std::move(name)) {}
-  Status Append(std::string_view data) override {
-    contents_->append(data);
-    return OkStatus();
-  }
-  Status Sync() override { return OkStatus(); }
-  Status Close() override { return OkStatus(); }
-  const std::string& name() const override { return name_; }
-
- private:
-  std::string* contents_;
-  std::string name_;
-};
-
-class StringRandomAccessFile final : public RandomAccessFile {
- public:
-  StringRandomAccessFile(std::string contents, std::string name)
-      : contents_(std::move(contents)), name_(std::move(name)) {}
-  Status Read(uint64_t offset, size_t n, char* dst) const override {
-    if (offset > contents_.size() || n > contents_.size() - offset) {
-      return DataLossError(RangeMessage(name_, offset, n, contents_.size()));
-    }
-    contents_.copy(dst, n, offset);
-    return OkStatus();
-  }
-  uint64_t size() const override { return contents_.size(); }
-  const std::string& name() const override { return name_; }
-
- private:
-  std::string contents_;
-  std::string name_;
 };
 
 }  // namespace
@@ -332,17 +249,6 @@ Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
       new PosixRandomAccessFile(opened.fd, path, opened.size));
 }
 
-std::unique_ptr<WritableFile> NewStringWritableFile(std::string* contents,
-                                                    std::string name) {
-  return std::make_unique<StringWritableFile>(contents, std::move(name));
-}
-
-std::unique_ptr<RandomAccessFile> NewStringRandomAccessFile(
-    std::string contents, std::string name) {
-  return std::make_unique<StringRandomAccessFile>(std::move(contents),
-                                                  std::move(name));
-}
-
 bool FileExists(const std::string& path) {
   return ::access(path.c_str(), F_OK) == 0;
 }
@@ -357,7 +263,7 @@ Result<uint64_t> GetFileSize(const std::string& path) {
 
 Status RenameFile(const std::string& from, const std::string& to) {
   int err = 0;
-  if (FaultArmed(IoFault::kRenameIoError)) {
+  if (fault_injection::Armed(IoFault::kRenameIoError)) {
     err = EIO;
   } else if (::rename(from.c_str(), to.c_str()) != 0) {
     err = errno;
@@ -394,7 +300,7 @@ Status SyncDir(const std::string& path) {
   if (fd < 0) return ErrnoToStatus(errno, "cannot open directory " + path);
   Status s;
   int err = 0;
-  if (FaultArmed(IoFault::kDirSyncIoError)) {
+  if (fault_injection::Armed(IoFault::kDirSyncIoError)) {
     err = EIO;
   } else if (::fsync(fd) != 0) {
     err = errno;
@@ -404,6 +310,14 @@ Status SyncDir(const std::string& path) {
   return s;
 }
 
+std::string ReadPastEndMessage(const std::string& name, uint64_t offset,
+                               size_t n, uint64_t size) {
+  return "read of " + std::to_string(n) + " bytes at offset " +
+         std::to_string(offset) + " is past the end of " + name + " (" +
+         std::to_string(size) + " bytes); the file is truncated or the index "
+         "is corrupt";
+}
+
 std::string Dirname(const std::string& path) {
   size_t end = path.size();
   while (end > 1 && path[end - 1] == '/') --end;  // ignore trailing slashes
@@ -411,14 +325,6 @@ std::string Dirname(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return path.substr(0, slash);
-}
-
-void SetIoFaultForTesting(IoFault fault, uint64_t after_bytes) {
-  FaultState& f = Faults();
-  std::lock_guard<std::mutex> lock(f.mu);
-  f.fault = fault;
-  f.budget = after_bytes;
-  g_fault_set.store(fault != IoFault::kNone, std::memory_order_release);
 }
 
 uint64_t RandomU64() {

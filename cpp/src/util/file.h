@@ -1,5 +1,8 @@
 // The file layer: every byte trackpoint reads or writes goes through these
-// two interfaces, so tests can swap in memory-backed or fault-injecting files.
+// two interfaces, so tests can swap in memory-backed files (string_file.h).
+// This file holds the interfaces and the POSIX files and directory
+// operations; the process-wide fault injection they consult is in
+// fault_injection.h.
 #ifndef TRACKPOINT_UTIL_FILE_H_
 #define TRACKPOINT_UTIL_FILE_H_
 
@@ -59,14 +62,6 @@ Result<OpenedFile> OpenForReading(const std::string& path);
 Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
     const std::string& path);
 
-// A WritableFile that appends into a caller-owned string (for tests and for
-// building small files in memory). The string must outlive the file.
-std::unique_ptr<WritableFile> NewStringWritableFile(std::string* contents,
-                                                    std::string name);
-// A RandomAccessFile over a copy of contents.
-std::unique_ptr<RandomAccessFile> NewStringRandomAccessFile(
-    std::string contents, std::string name);
-
 bool FileExists(const std::string& path);
 Result<uint64_t> GetFileSize(const std::string& path);
 Status RenameFile(const std::string& from, const std::string& to);
@@ -80,28 +75,10 @@ std::string Dirname(const std::string& path);
 // A random unsigned 64-bit number, for temporary file names.
 uint64_t RandomU64();
 
-// ---- Fault injection, for tests ---------------------------------------------
-// A process-wide hook that makes the POSIX files above fail the way a full or
-// failing disk does. Once `after_bytes` more bytes have been written through
-// NewWritableFile files (counted from the call, all files together):
-//   kWriteNoSpace / kWriteIoError: the write that crosses the budget writes
-//     the bytes below it, then fails with ENOSPC / EIO, and so does every
-//     later write;
-//   kSyncIoError: every fsync of a WritableFile fails with EIO;
-//   kDirSyncIoError: every SyncDir fails with EIO;
-//   kRenameIoError: every RenameFile fails with EIO.
-// kNone (or a new call) disarms it. The string-backed files are not
-// affected. Thread safety: may be called from any thread; files see the
-// change at their next write, sync or rename.
-enum class IoFault {
-  kNone,
-  kWriteNoSpace,
-  kWriteIoError,
-  kSyncIoError,
-  kDirSyncIoError,
-  kRenameIoError,
-};
-void SetIoFaultForTesting(IoFault fault, uint64_t after_bytes);
+// The DataLoss message of a read of n bytes at offset past the end of a file
+// of `size` bytes named `name` (for RandomAccessFile implementations).
+std::string ReadPastEndMessage(const std::string& name, uint64_t offset,
+                               size_t n, uint64_t size);
 
 }  // namespace trackpoint
 

@@ -14,6 +14,13 @@ trackable when an adapter knows its type, and returns other values unchanged:
   ``Stateful``) :class:`~trackpoint.adapters.stateful.Stateful`, which calls
   them at save and at restore.
 
+Each adapter module registers itself with the core's registry
+(:mod:`trackpoint.trackable.registry`); the core imports no adapter. The
+numpy and ``Stateful`` adapters register when this package is imported; the
+torch adapters by module name, imported only once torch is (``import
+trackpoint`` never imports a framework). Register your own type the same way
+with :func:`register`.
+
 JAX arrays are immutable, so a pytree is not adapted implicitly: wrap it in
 :class:`trackpoint.adapters.jax.PyTree` and take the restored tree back from
 its ``.tree``.
@@ -21,30 +28,9 @@ its ``.tree``.
 
 from __future__ import annotations
 
-import sys
+from ..trackable.registry import adapt, cached_adapter, register, register_lazy
+from . import numpy, stateful  # noqa: F401 -- they register themselves
 
-import numpy as np
+__all__ = ["adapt", "cached_adapter", "register", "register_lazy"]
 
-from ._cache import cached_adapter
-
-__all__ = ["adapt", "cached_adapter"]
-
-def adapt(value):
-    """The trackable for ``value`` (the same one while it lives), or
-    ``value`` itself when no adapter applies."""
-    if isinstance(value, np.ndarray):
-        from .numpy import NumpyArray
-
-        return cached_adapter(value, NumpyArray)
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(
-        value, (torch.nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Generator)
-    ):
-        from . import torch as torch_adapter
-
-        return torch_adapter.adapt(value)
-    from .stateful import Stateful, is_stateful
-
-    if is_stateful(value):
-        return cached_adapter(value, Stateful)
-    return value
+register_lazy("torch", "trackpoint.adapters.torch")

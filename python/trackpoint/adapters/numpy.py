@@ -6,6 +6,7 @@ import numpy as np
 
 from ..dtypes import as_dtype
 from ..trackable.base import Trackable
+from ..trackable.registry import cached_adapter, register
 from ..trackable.variable import VARIABLE_VALUE
 
 __all__ = ["NumpyArray"]
@@ -50,3 +51,7 @@ class NumpyArray(Trackable):
         value = tensors[VARIABLE_VALUE]
         if value is not self.array:
             self.array[...] = value
+
+
+register(lambda value: isinstance(value, np.ndarray),
+         lambda array: cached_adapter(array, NumpyArray))

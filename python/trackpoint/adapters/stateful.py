@@ -45,6 +45,7 @@ import numpy as np
 
 from ..trackable.base import Trackable
 from ..trackable.python_state import PY_STATE, UnsavableStateError
+from ..trackable.registry import cached_adapter, register
 
 __all__ = ["Stateful", "decode_state", "encode_state", "is_stateful"]
 
@@ -105,7 +106,7 @@ def encode_state(state, tensors: dict, path=()):
         return {_NDARRAY: _add_tensor(tensors, path, state)}
     tensor_type = _torch_tensor_type()
     if tensor_type and isinstance(state, tensor_type):
-        from .torch import to_numpy
+        from .torch_bridge import to_numpy
 
         return {_TENSOR: _add_tensor(tensors, path, to_numpy(state)),
                 "device": str(state.device)}
@@ -182,7 +183,7 @@ def _array(tensors: dict, name: str) -> np.ndarray:
 def _torch_tensor(array: np.ndarray, device: str):
     import torch
 
-    from .torch import from_numpy
+    from .torch_bridge import from_numpy
 
     tensor = from_numpy(np.array(array, order="C", copy=True))
     if device != "cpu":
@@ -236,3 +237,7 @@ class Stateful(Trackable):
             value = value.decode("utf-8")
         arrays = {k: v for k, v in tensors.items() if k != PY_STATE}
         self._self_obj.load_state_dict(decode_state(json.loads(value), arrays))
+
+
+# Last: torch modules and optimizers have state_dict() too, and their own adapters.
+register(is_stateful, lambda obj: cached_adapter(obj, Stateful), fallback=True)

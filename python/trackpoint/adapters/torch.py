@@ -23,9 +23,9 @@ with ``model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))``)::
 - A **tensor** is a variable (``VARIABLE_VALUE``). Saving reads a CPU tensor
   in place; a CUDA tensor is staged to the host chunk by chunk through a pool
   of pinned buffers, each chunk checksummed and written while the next is
-  copied (``trackpoint._device``). Restoring writes into the existing tensor
-  in place, on its own device (a CUDA tensor through the same pinned
-  buffers), so the module and its optimizer keep working on the same
+  copied (:mod:`trackpoint.adapters.torch_bridge`). Restoring writes into
+  the existing tensor in place, on its own device (a CUDA tensor through the
+  same pinned buffers), so the module and its optimizer keep working on the same
   storage. Before a CUDA tensor is staged, its device's current stream is
   synchronized, so kernels queued on it have finished. CPU bfloat16 and
   float8 tensors need ``ml_dtypes``; CUDA ones do not (bytes are bytes).
@@ -73,161 +73,20 @@ from __future__ import annotations
 
 import json
 import numbers
+import sys
 
 import numpy as np
 
-from .._device import DeviceBuffer
-from ..dtypes import TORCH_BIT_VIEWS, as_dtype
-from ._cache import cached_adapter
+from ..dtypes import as_dtype
 from ..errors import InvalidArgumentError
 from ..trackable.base import Trackable
 from ..trackable.python_state import PythonState
+from ..trackable.registry import cached_adapter, register
 from ..trackable.variable import VARIABLE_VALUE
+from .torch_bridge import copy_into, from_numpy, live_buffer, saved_value, spec, to_numpy
+from .torch_bridge import torch_module as _torch
 
 __all__ = ["Generator", "Module", "Optimizer", "RNGTensor", "Tensor", "adapt"]
-
-
-def _torch():
-    import torch
-
-    return torch
-
-
-# ---- dtypes ------------------------------------------------------------------------------
-def _dtype_name(tensor) -> str:
-    return str(tensor.dtype).rsplit(".", 1)[-1]
-
-
-def to_numpy(tensor) -> np.ndarray:
-    """A CPU numpy array with the tensor's value (no copy for a dense CPU tensor)."""
-    torch = _torch()
-    if tensor.layout != torch.strided:
-        raise ValueError(f"cannot save a {tensor.layout} tensor: only dense tensors are supported")
-    t = tensor.detach()
-    if t.device.type != "cpu":
-        t = t.to("cpu")
-    t = t.resolve_conj().resolve_neg()
-    name = _dtype_name(t)
-    int_name = TORCH_BIT_VIEWS.get(name)
-    if int_name is None:
-        return t.numpy()
-    import ml_dtypes
-
-    return t.view(getattr(torch, int_name)).numpy().view(getattr(ml_dtypes, name))
-
-
-def from_numpy(array: np.ndarray):
-    """A CPU tensor sharing the (C-contiguous) array's memory."""
-    torch = _torch()
-    if not array.flags.c_contiguous:
-        array = np.array(array, order="C")  # (np.ascontiguousarray makes 0-d arrays 1-d)
-    name = array.dtype.name
-    if name in TORCH_BIT_VIEWS:
-        int_name = TORCH_BIT_VIEWS[name]
-        return torch.from_numpy(array.view(int_name)).view(getattr(torch, name))
-    return torch.from_numpy(array)
-
-
-# The tensors staged as device memory, and the staging kind they use: CUDA
-# tensors, through the CUDA runtime. (Tests replace both to stage CPU tensors
-# through the fake backend, which takes host memory for device memory.)
-def _is_staged(tensor) -> bool:
-    return tensor.device.type == "cuda"
-
-
-_STAGING_KIND = "cuda"
-
-
-def _device_buffer(tensor, for_restore: bool = False) -> DeviceBuffer:
-    """A DeviceBuffer over a dense CUDA tensor's memory. A saved tensor that
-    is not contiguous (or carries a conj/neg bit) is copied to a contiguous
-    one on the device first; a restore target that is not gets a scratch
-    tensor, copied into it by ``_copy_into``. Synchronizes the tensor's
-    current stream, so that queued kernels touching it have finished."""
-    torch = _torch()
-    if tensor.layout != torch.strided:
-        raise ValueError(f"cannot save a {tensor.layout} tensor: only dense tensors are supported")
-    dtype, shape = _spec(tensor)
-    t = tensor.detach()
-    if for_restore:
-        if not t.is_contiguous() or t.is_conj() or t.is_neg():
-            t = torch.empty(t.shape, dtype=t.dtype, device=t.device)
-    else:
-        t = t.resolve_conj().resolve_neg().contiguous()
-    if t.device.type == "cuda":
-        torch.cuda.current_stream(t.device).synchronize()
-    return DeviceBuffer(t.data_ptr(), t.numel() * t.element_size(), dtype, shape,
-                        kind=_STAGING_KIND, index=t.device.index or 0, keepalive=t)
-
-
-def _saved_value(tensor):
-    """What a save writes for a tensor: a DeviceBuffer for a CUDA tensor
-    (staged through pinned buffers), else a numpy array (see to_numpy)."""
-    if _is_staged(tensor):
-        return _device_buffer(tensor)
-    return to_numpy(tensor)
-
-
-def _spec(tensor) -> tuple:
-    """(DType, shape) of a torch tensor."""
-    name = _dtype_name(tensor)
-    try:
-        dtype = as_dtype(name)
-    except InvalidArgumentError:
-        raise InvalidArgumentError(
-            f"torch.{name} tensors have no TensorFlow equivalent and cannot be checkpointed"
-        ) from None
-    return dtype, tuple(tensor.shape)
-
-
-def _live_buffer(tensor) -> dict:
-    """{VARIABLE_VALUE: a numpy view of the tensor's memory} for a dense,
-    contiguous CPU tensor, which a restore then reads straight into; for a
-    dense CUDA tensor a DeviceBuffer (see _device_buffer); else {}."""
-    torch = _torch()
-    if _is_staged(tensor) and tensor.layout == torch.strided:
-        try:
-            return {VARIABLE_VALUE: _device_buffer(tensor, for_restore=True)}
-        except InvalidArgumentError:  # no TensorFlow dtype: the restore says so
-            return {}
-    if (
-        tensor.device.type != "cpu"
-        or tensor.layout != torch.strided
-        or not tensor.is_contiguous()
-        or tensor.is_conj()
-        or tensor.is_neg()
-    ):
-        return {}
-    try:
-        return {VARIABLE_VALUE: to_numpy(tensor)}
-    except (TypeError, ImportError):  # a dtype numpy cannot view
-        return {}
-
-
-def _copy_into(tensor, array) -> None:
-    """Writes array into tensor in place, on the tensor's device. When the
-    restore already read into the tensor's own memory (``_live_buffer``),
-    only tells autograd that the tensor changed; when it read into a scratch
-    CUDA tensor, copies that on the device."""
-    torch = _torch()
-    if isinstance(array, DeviceBuffer):
-        staged = array.keepalive
-        if staged.data_ptr() == tensor.data_ptr() and staged.shape == tensor.shape:
-            torch.autograd.graph.increment_version(tensor)
-            return
-        with torch.no_grad():
-            tensor.copy_(staged)
-        return
-    if (
-        array.size
-        and tensor.device.type == "cpu"
-        and array.__array_interface__["data"][0] == tensor.data_ptr()
-        and array.nbytes == tensor.numel() * tensor.element_size()
-    ):
-        torch.autograd.graph.increment_version(tensor)
-        return
-    with torch.no_grad():
-        tensor.copy_(from_numpy(array))
 
 
 def adapt(obj):
@@ -278,23 +137,23 @@ class Tensor(Trackable):
         return array if dtype is None else array.astype(dtype)
 
     def __repr__(self) -> str:
-        dtype, shape = _spec(self._self_tensor)
+        dtype, shape = spec(self._self_tensor)
         return f"<trackpoint torch Tensor {dtype.name}{list(shape)} on {self._self_tensor.device}>"
 
     def _serialize_to_tensors(self) -> dict:
-        return {VARIABLE_VALUE: _saved_value(self._self_tensor)}
+        return {VARIABLE_VALUE: saved_value(self._self_tensor)}
 
     def _tensor_names(self) -> list:
         return [VARIABLE_VALUE]
 
     def _tensor_specs(self) -> dict:
-        return {VARIABLE_VALUE: _spec(self._self_tensor)}
+        return {VARIABLE_VALUE: spec(self._self_tensor)}
 
     def _restore_buffers(self) -> dict:
-        return _live_buffer(self._self_tensor)
+        return live_buffer(self._self_tensor)
 
     def _restore_from_tensors(self, tensors: dict) -> None:
-        _copy_into(self._self_tensor, tensors[VARIABLE_VALUE])
+        copy_into(self._self_tensor, tensors[VARIABLE_VALUE])
 
 
 # ---- modules ---------------------------------------------------------------------------
@@ -423,7 +282,7 @@ class _Slot(Trackable):
         value = self._value()
         torch = _torch()
         if isinstance(value, torch.Tensor):
-            return {VARIABLE_VALUE: _saved_value(value)}
+            return {VARIABLE_VALUE: saved_value(value)}
         return {VARIABLE_VALUE: np.asarray(value)}
 
     def _tensor_names(self) -> list:
@@ -434,19 +293,19 @@ class _Slot(Trackable):
         if value is None:  # created from the checkpoint's value
             return {}
         if isinstance(value, _torch().Tensor):
-            return {VARIABLE_VALUE: _spec(value)}
+            return {VARIABLE_VALUE: spec(value)}
         return {VARIABLE_VALUE: (as_dtype(np.asarray(value).dtype), ())}
 
     def _restore_buffers(self) -> dict:
         value = self._value()
-        return _live_buffer(value) if isinstance(value, _torch().Tensor) else {}
+        return live_buffer(value) if isinstance(value, _torch().Tensor) else {}
 
     def _restore_from_tensors(self, tensors: dict) -> None:
         torch = _torch()
         array = tensors[VARIABLE_VALUE]
         value = self._value()
         if isinstance(value, torch.Tensor):
-            _copy_into(value, array)
+            copy_into(value, array)
             return
         if isinstance(value, np.ndarray):
             value[...] = array
@@ -596,7 +455,7 @@ class RNGTensor(Trackable):
         return [VARIABLE_VALUE]
 
     def _tensor_specs(self) -> dict:
-        return {VARIABLE_VALUE: _spec(self._self_get_state())}
+        return {VARIABLE_VALUE: spec(self._self_get_state())}
 
     def _restore_from_tensors(self, tensors: dict) -> None:
         array = np.array(tensors[VARIABLE_VALUE], dtype=np.uint8, order="C", copy=True)
@@ -620,3 +479,12 @@ class Generator(RNGTensor):
 
     def __init__(self, generator):
         super().__init__(generator, generator.get_state, generator.set_state)
+
+
+def _is_torch_object(value) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(
+        value, (torch.nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Generator))
+
+
+register(_is_torch_object, adapt)

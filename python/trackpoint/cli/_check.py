@@ -10,7 +10,7 @@ import numpy as np
 from .. import _core
 from ..convert import OBJECT_GRAPH_KEY, CheckpointSource
 from ..errors import CheckpointError, DataLossError
-from ..management import get_checkpoint_state
+from ..state_file import get_checkpoint_state
 from ._progress import Progress
 from ._util import dump_json, num_elements, open_input, spec_text
 

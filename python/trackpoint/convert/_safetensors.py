@@ -65,10 +65,6 @@ def code_for(dtype: DType) -> str | None:
     return _BY_NAME.get(dtype.name)
 
 
-def _itemsize(dtype: DType) -> int:
-    return 2 if dtype.name == "bfloat16" else 1 if dtype.name.startswith("float8") else dtype.size
-
-
 def read_header(f, file_size: int, name: str) -> tuple[dict, dict, int]:
     """Parses and checks the header of an open safetensors file.
 
@@ -114,7 +110,7 @@ def read_header(f, file_size: int, name: str) -> tuple[dict, dict, int]:
                 f"{what}: data_offsets {offsets!r} outside the data ({data_len} bytes)"
             )
         dtype = as_dtype(CODES[code])
-        expected = int(np.prod(shape, dtype=object)) * _itemsize(dtype)
+        expected = int(np.prod(shape, dtype=object)) * dtype.size
         if offsets[1] - offsets[0] != expected:
             raise DataLossError(
                 f"{what}: {offsets[1] - offsets[0]} bytes for "
@@ -134,7 +130,7 @@ class Writer:
 
     def __init__(self, path: str, specs: dict, metadata: dict | None = None):
         self.path = path
-        self.order = sorted(specs, key=lambda k: (-_itemsize(specs[k][0]), k))
+        self.order = sorted(specs, key=lambda k: (-specs[k][0].size, k))
         header: dict = {}
         if metadata:
             header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
@@ -145,7 +141,7 @@ class Writer:
             code = code_for(dtype)
             if code is None:
                 raise InvalidArgumentError(f"safetensors has no {dtype.name} type (tensor {key!r})")
-            nbytes = int(np.prod(shape, dtype=object)) * _itemsize(dtype)
+            nbytes = int(np.prod(shape, dtype=object)) * dtype.size
             header[key] = {
                 "dtype": code,
                 "shape": list(shape),

@@ -18,7 +18,7 @@ from ..bundle import BundleWriter
 from ..dtypes import TORCH_BIT_VIEWS, DType
 from ..errors import AlreadyExistsError, InvalidArgumentError
 from . import _safetensors
-from ._sources import TORCH, import_torch, itemsize
+from ._sources import TORCH, import_torch
 
 __all__ = ["Sink", "open_sink", "sink_supports"]
 
@@ -34,7 +34,7 @@ def sink_supports(fmt: str, dtype: DType) -> bool:
     # npz: what numpy stores natively (.npy files cannot name ml_dtypes types).
     # Not strings: numpy's bytes arrays drop trailing NULs, object arrays need
     # pickle.
-    return itemsize(dtype) > 0 and not _needs_ml_dtypes(dtype)
+    return dtype.size > 0 and not _needs_ml_dtypes(dtype)
 
 
 def _needs_ml_dtypes(dtype: DType) -> bool:

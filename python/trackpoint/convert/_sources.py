@@ -19,7 +19,7 @@ from .._restore import OBJECT_GRAPH_KEY
 from ..bundle import BundleReader
 from ..dtypes import TORCH_BIT_VIEWS, DType, as_dtype
 from ..errors import DataLossError, InvalidArgumentError, NotFoundError, UnimplementedError
-from ..management import latest_checkpoint
+from ..state_file import latest_checkpoint
 from . import _safetensors
 
 __all__ = [
@@ -50,17 +50,6 @@ class TensorSpec(NamedTuple):
     dtype: DType
     shape: tuple
     nbytes: int
-
-
-def itemsize(dtype: DType) -> int:
-    """Bytes per element (0 for strings), without needing ml_dtypes."""
-    if dtype.name in ("string", "resource", "variant"):
-        return 0
-    if dtype.name == "bfloat16":
-        return 2
-    if dtype.name.startswith(("float8", "float4", "int4", "uint4", "int2", "uint2")):
-        return 1
-    return dtype.size
 
 
 def _num_elements(shape) -> int:
@@ -191,7 +180,7 @@ class CheckpointSource(Source):
 
     def spec(self, key: str) -> TensorSpec:
         entry = self.reader.entry(key)
-        size = itemsize(entry.dtype)
+        size = entry.dtype.size
         nbytes = _num_elements(entry.shape) * size if size else entry.size
         return TensorSpec(entry.dtype, tuple(entry.shape), nbytes)
 

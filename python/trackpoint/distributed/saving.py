@@ -395,7 +395,7 @@ def save(
     ``save_counter``, writes ``<file_prefix>-<counter>``, and rank 0 records
     it in the ``checkpoint`` state file before any process returns. Returns
     the same path on every process."""
-    from ..management import update_checkpoint_state
+    from ..state_file import update_checkpoint_state
 
     sync = getattr(checkpoint, "sync", None)
     if sync is not None:

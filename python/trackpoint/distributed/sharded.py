@@ -20,39 +20,18 @@ Example::
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
-from ..dtypes import TORCH_BIT_VIEWS, DType, as_dtype
+from ..adapters.torch_bridge import dtype_name as torch_dtype_name
+from ..adapters.torch_bridge import from_numpy as torch_from_numpy
+from ..adapters.torch_bridge import is_tensor as is_torch
+from ..adapters.torch_bridge import to_numpy as torch_as_numpy
+from ..dtypes import DType, as_dtype
 from ..errors import InvalidArgumentError
 from ..trackable.base import Trackable
 from ..trackable.variable import VARIABLE_VALUE
 
 __all__ = ["LocalSlice", "LocalSlices", "ShardedTensor", "even_split"]
-
-def is_torch(value) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.Tensor)
-
-
-def torch_dtype_name(tensor) -> str:
-    return str(tensor.dtype).replace("torch.", "")
-
-
-def torch_as_numpy(tensor) -> np.ndarray:
-    """A numpy array with the tensor's values; a view of it when the tensor
-    is a contiguous CPU tensor (so writes go to the tensor)."""
-    import torch
-
-    t = tensor.detach()
-    if t.device.type != "cpu":
-        t = t.cpu()
-    name = torch_dtype_name(t)
-    bits = TORCH_BIT_VIEWS.get(name)
-    if bits is None:
-        return t.numpy()
-    return t.view(getattr(torch, bits)).numpy().view(as_dtype(name).as_numpy_dtype)
 
 
 def even_split(full_shape, rank: int, world_size: int, axis: int = 0) -> tuple:
@@ -254,7 +233,8 @@ class ShardedTensor(Trackable):
         """A writable, C-contiguous numpy view of the local slice, or None."""
         if is_torch(self._self_local):
             t = self._self_local
-            if t.device.type != "cpu" or not t.is_contiguous() or t.requires_grad:
+            if (t.device.type != "cpu" or not t.is_contiguous() or t.requires_grad
+                    or t.is_conj() or t.is_neg()):  # to_numpy would copy these
                 return None
             array = torch_as_numpy(t)
         else:
@@ -272,14 +252,8 @@ class ShardedTensor(Trackable):
         if is_torch(local):
             import torch
 
-            name = torch_dtype_name(local)
-            bits = TORCH_BIT_VIEWS.get(name)
             array = np.ascontiguousarray(array, dtype=self._self_dtype.as_numpy_dtype)
-            source = (
-                torch.from_numpy(array.view(bits)).view(local.dtype)
-                if bits
-                else torch.from_numpy(array)
-            )
+            source = torch_from_numpy(array)
             with torch.no_grad():
                 local.copy_(source.reshape(local.shape))
         else:

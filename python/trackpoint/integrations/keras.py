@@ -42,7 +42,7 @@ import numpy as np
 from ..checkpoint import Checkpoint
 from ..dtypes import as_dtype
 from ..errors import FailedPreconditionError
-from ..management import latest_checkpoint
+from ..state_file import latest_checkpoint
 from ..manager import CheckpointManager
 from ..reader import CheckpointReader
 from ..rng import RNGState

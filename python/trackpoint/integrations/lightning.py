@@ -83,7 +83,7 @@ from lightning.fabric.utilities.data import AttributeDict
 
 from ..checkpoint import Checkpoint, CheckpointOptions
 from ..errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
-from ..management import latest_checkpoint
+from ..state_file import latest_checkpoint
 from ..manager import CheckpointManager
 from ..reader import load_checkpoint
 from ..trackable.python_state import JsonState

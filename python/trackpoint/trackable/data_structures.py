@@ -32,6 +32,7 @@ import copy
 from types import GenericAlias
 
 from .base import Trackable
+from .registry import adapt, cached_adapter
 
 __all__ = ["DictWrapper", "ListWrapper", "NoDependency", "TupleWrapper", "as_trackable",
            "wrap_value"]
@@ -71,8 +72,6 @@ def as_trackable(value):
     checkpointable."""
     if isinstance(value, Trackable):
         return value
-    from ..adapters import adapt, cached_adapter
-
     if isinstance(value, tuple):
         return cached_adapter(value, TupleWrapper) if _tuple_needs_tracking(value) else None
     adapted = adapt(value)

@@ -15,6 +15,7 @@
 #include "trackpoint/bundle_reader.h"
 #include "trackpoint/crc32c.h"
 #include "util/file.h"
+#include "util/fault_injection.h"
 
 namespace trackpoint {
 namespace {

@@ -13,6 +13,7 @@
 #include "trackpoint/bundle_reader.h"
 #include "trackpoint/bundle_writer.h"
 #include "util/file.h"
+#include "util/fault_injection.h"
 
 namespace trackpoint {
 namespace {

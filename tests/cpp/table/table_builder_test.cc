@@ -11,6 +11,7 @@
 #include "table/table.h"
 #include "table/table_test_util.h"
 #include "util/file.h"
+#include "util/string_file.h"
 
 namespace trackpoint {
 namespace table {

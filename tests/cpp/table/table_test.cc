@@ -13,6 +13,7 @@
 #include "trackpoint/crc32c.h"
 #include "util/coding.h"
 #include "util/file.h"
+#include "util/string_file.h"
 
 namespace trackpoint {
 namespace table {

@@ -14,6 +14,7 @@
 #include "test_util.h"
 #include "trackpoint/status.h"
 #include "util/file.h"
+#include "util/string_file.h"
 
 namespace trackpoint::testing {
 

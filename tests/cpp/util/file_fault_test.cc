@@ -11,7 +11,9 @@
 #include "test_util.h"
 #include "trackpoint/bundle_reader.h"
 #include "trackpoint/bundle_writer.h"
+#include "util/fault_injection.h"
 #include "util/file.h"
+#include "util/string_file.h"
 
 namespace trackpoint {
 namespace {

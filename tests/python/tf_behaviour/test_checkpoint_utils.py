@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 import trackpoint
-from trackpoint import management
+from trackpoint import state_file
 from trackpoint.errors import NotFoundError
 
 FIXTURE = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "tf1_saver"
@@ -100,5 +100,5 @@ def test_latest_checkpoint_of_the_directory_is_tensorflows(checkpoint_dir):
 
 def test_returns_none_after_timeout(monkeypatch):
     # WaitForNewCheckpointTest.testReturnsNoneAfterTimeout, through the iterator.
-    monkeypatch.setattr(management, "_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(state_file, "_POLL_SECONDS", 0.01)
     assert list(trackpoint.checkpoints_iterator("/non-existent-dir", timeout=0.05)) == []

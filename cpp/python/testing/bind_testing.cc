@@ -1,6 +1,6 @@
-// Private hooks for the Python tests (names start with an underscore; not
-// part of the API): injecting I/O faults into the file layer, and writing
-// hand-made .index files that BundleWriter would never produce.
+// Hooks for the Python tests: injecting I/O faults into _core's file layer,
+// writing hand-made .index files that BundleWriter would never produce, and
+// raising each Status code as _core does.
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
@@ -13,10 +13,12 @@
 #include <vector>
 
 #include "bindings.h"
+#include "testing/testing.h"
 #include "bundle/slice_key.h"
 #include "proto/bundle_proto.h"
 #include "table/table_builder.h"
 #include "util/file.h"
+#include "util/fault_injection.h"
 
 namespace nb = nanobind;
 
@@ -85,38 +87,55 @@ Status WriteTable(const std::string& path,
   return file->Close();
 }
 
+// _core's SetIoFaultForTesting (its file layer is not this module's copy).
+using SetIoFaultFn = void (*)(IoFault, uint64_t);
+SetIoFaultFn CoreSetIoFault() {
+  nb::object hook =
+      nb::module_::import_("trackpoint._core").attr("_io_fault_hook");
+  void* p = PyCapsule_GetPointer(hook.ptr(), kIoFaultHookName);
+  if (p == nullptr) throw nb::python_error();
+  return reinterpret_cast<SetIoFaultFn>(p);
+}
+
 }  // namespace
 
 void BindTesting(nb::module_& m) {
   m.def(
-      "_set_io_fault",
+      "set_io_fault",
       [](const std::string& kind, uint64_t after_bytes) {
-        SetIoFaultForTesting(ParseFault(kind), after_bytes);
+        CoreSetIoFault()(ParseFault(kind), after_bytes);
       },
       nb::arg("kind"), nb::arg("after_bytes") = 0,
-      "Tests only: after `after_bytes` more bytes are written, writes fail "
+      "After `after_bytes` more bytes are written, writes fail "
       "(enospc, eio), fsyncs fail (fsync, dirsync) or renames fail (rename); "
       "'none' disarms.");
-  m.def("_serialize_bundle_entry", &SerializeEntry, nb::arg("dtype"),
+  m.def("serialize_bundle_entry", &SerializeEntry, nb::arg("dtype"),
         nb::arg("shape"), nb::arg("shard_id") = 0, nb::arg("offset") = 0,
         nb::arg("size") = 0, nb::arg("crc32c") = 0,
         nb::arg("slices") = std::vector<Extents>{});
-  m.def("_serialize_bundle_header", &SerializeHeader, nb::arg("num_shards"),
+  m.def("serialize_bundle_header", &SerializeHeader, nb::arg("num_shards"),
         nb::arg("endianness") = 0, nb::arg("producer") = 1);
   m.def(
-      "_slice_key",
+      "slice_key",
       [](const std::string& name, const Extents& extents) {
         const std::string key = EncodeTensorNameSlice(name, ToSlice(extents));
         return nb::bytes(key.data(), key.size());
       },
       nb::arg("name"), nb::arg("extents"));
   m.def(
-      "_write_table",
+      "write_table",
       [](const std::string& path,
          const std::vector<std::pair<nb::bytes, nb::bytes>>& rows) {
         ThrowIfError(WriteTable(path, rows));
       },
       nb::arg("path"), nb::arg("rows"));
+  m.def(
+      "raise_status",
+      [](int code, const std::string& message) {
+        RaiseStatus(Status(static_cast<StatusCode>(code), message));
+      },
+      nb::arg("code"), nb::arg("message"),
+      "Raises the exception _core raises for a Status with this code.");
 }
 
 }  // namespace trackpoint::python

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import trackpoint
-from trackpoint import management
-from trackpoint.management import CheckpointState
+from trackpoint import state_file
+from trackpoint.state_file import CheckpointState
 
 from conftest import FIXTURES, load_expected
 
@@ -95,7 +95,7 @@ def _writer(directory, count, pause):
 
 
 def test_iterator_yields_each_new_checkpoint_once_and_complete(tmp_path, monkeypatch):
-    monkeypatch.setattr(management, "_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(state_file, "_POLL_SECONDS", 0.01)
     thread = threading.Thread(target=_writer, args=(tmp_path, 6, 0.15))
     thread.start()
     seen = []
@@ -111,7 +111,7 @@ def test_iterator_yields_each_new_checkpoint_once_and_complete(tmp_path, monkeyp
 
 
 def test_iterator_timeout_and_timeout_fn(tmp_path, monkeypatch):
-    monkeypatch.setattr(management, "_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(state_file, "_POLL_SECONDS", 0.01)
     start = time.time()
     assert list(trackpoint.checkpoints_iterator(tmp_path, timeout=0.2)) == []
     assert time.time() - start >= 0.15
@@ -129,7 +129,7 @@ def test_iterator_timeout_and_timeout_fn(tmp_path, monkeypatch):
 
 
 def test_iterator_min_interval(tmp_path, monkeypatch):
-    monkeypatch.setattr(management, "_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(state_file, "_POLL_SECONDS", 0.01)
     _writer(tmp_path, 1, 0)
     it = trackpoint.checkpoints_iterator(tmp_path, min_interval_secs=0.3, timeout=0.05)
     first = next(it)
@@ -156,7 +156,7 @@ def test_long_blank_runs_do_not_hang_the_parser():
     previous = signal.signal(signal.SIGALRM, hung)
     signal.alarm(10)
     try:
-        state = management._parse_state(text)
+        state = state_file._parse_state(text)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
@@ -167,11 +167,11 @@ def test_non_utf8_path_bytes_are_written_back_escaped(tmp_path):
     # "\x82" is a byte that is not UTF-8: it reads as a surrogate escape and
     # used to make update_checkpoint_state raise UnicodeEncodeError.
     text = (REGRESSIONS / "non_utf8_path_round_trip").read_text()
-    state = management._parse_state(text)
+    state = state_file._parse_state(text)
     assert state.model_checkpoint_path == "\udc82"
-    written = management._format_state(state)
+    written = state_file._format_state(state)
     assert written == 'model_checkpoint_path: "\\202"\n'
-    assert management._parse_state(written) == state
+    assert state_file._parse_state(written) == state
     (tmp_path / "checkpoint").write_text(text)
     latest = trackpoint.get_checkpoint_state(tmp_path).model_checkpoint_path
     trackpoint.update_checkpoint_state(tmp_path, latest, save_relative_paths=True)
