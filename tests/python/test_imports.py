@@ -254,8 +254,13 @@ def _run(code, tmp_path):
     import subprocess
     import sys
 
+    import trackpoint
+
+    # The trackpoint under test (installed, or the source tree with a built
+    # _core), not the bare source folder, which may hold no compiled module.
+    installed = pathlib.Path(trackpoint.__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(tmp_path), str(PACKAGE_ROOT.parent), os.environ.get("PYTHONPATH", "")]))
+        [str(tmp_path), str(installed), os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=120, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr
