@@ -22,6 +22,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 
 from .errors import FailedPreconditionError
 
@@ -47,11 +48,23 @@ def _holder_pid(path: str) -> int | None:
     return None
 
 
-def acquire(directory: str) -> str | None:
+def acquire(directory: str, patience: float = 0.0) -> str | None:
     """Locks directory for this process (re-entrant within it) and returns the
     key to release it with; None when the file system cannot lock. Raises
     FailedPreconditionError naming the directory and the holder's pid when
-    another process holds it."""
+    another process still holds it after ``patience`` seconds (a manager
+    being constructed holds it for a moment, see held())."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return _try_acquire(directory)
+        except FailedPreconditionError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(0.01)
+
+
+def _try_acquire(directory: str) -> str | None:
     key = os.path.realpath(directory)
     with _mutex:
         held = _held.get(key)

@@ -52,6 +52,9 @@ def _plain_items(container, path: str) -> tuple[list, bool]:
     for k, v in items:
         if isinstance(k, str) and k.startswith("_"):
             continue  # configuration, as an attribute named so
+        if isinstance(v, Trackable):  # the usual item: a child, checked when visited
+            only_plain = False
+            continue
         sub, plain = _plain_leaves(v, join(path, str(k)))
         found += sub
         only_plain = only_plain and plain

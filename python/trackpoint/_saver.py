@@ -68,17 +68,41 @@ def describe_graph(root: Trackable):
     return objects, specs, values
 
 
+# The last plan and the specs it was planned from. The planner is a pure
+# function of the specs, so specs equal to the last ones (the usual case: the
+# same model saved again) take the same plan; comparing them costs a fraction
+# of planning anew. Specs hold names and numbers only, no user object.
+_last_plan: tuple = ([], None)
+
+
+def plan_save(specs: list) -> dict:
+    """The C++ planner's answer for specs (see ``describe_graph``): the
+    serialized object graph, the keys per object and the data-file order of
+    (object, tensor). Callers must not modify it: it may be shared."""
+    global _last_plan
+    last_specs, last = _last_plan
+    if last is not None and specs == last_specs:
+        return last
+    plan = _core.build_saver_graph(specs, 0)
+    _last_plan = (specs, plan)
+    return plan
+
+
 def snapshot(root: Trackable, pool=None) -> list:
     """Everything a write of root needs: ``(key, value, dtype)`` for every
     tensor in data-file order, the object graph last. With a staging pool the
     values are copies (for a background write); without, the live arrays."""
     objects, specs, values = describe_graph(root)
-    plan = _core.build_saver_graph(specs, 0)
+    plan = plan_save(specs)
     keys = plan["keys"]
+    tensor_specs = {}  # per object, fetched once
     items = []
     for obj_index, tensor_index in plan["tensor_order"]:
         name = specs[obj_index]["tensor_names"][tensor_index]
-        spec = objects[obj_index]._tensor_specs().get(name)
+        obj_specs = tensor_specs.get(obj_index)
+        if obj_specs is None:
+            obj_specs = tensor_specs[obj_index] = objects[obj_index]._tensor_specs()
+        spec = obj_specs.get(name)
         key = keys[obj_index][tensor_index]
         value = values[obj_index][name]
         items.append((key, pool.copy(key, value) if pool is not None else value,

@@ -83,6 +83,9 @@ __all__ = ["CheckpointManager"]
 
 _log = logging.getLogger("trackpoint")
 
+# Seconds a first save waits for another process's brief hold of the directory lock.
+_LOCK_PATIENCE = 5.0
+
 # The clock the manager stamps checkpoints with (tests replace it).
 _now = time.time
 
@@ -295,7 +298,9 @@ class CheckpointManager:
         FailedPreconditionError naming the process that is."""
         if not self._locked:
             make_directories(self._directory)
-            self._lock = _dirlock.acquire(self._directory)
+            # Another process's manager may hold the lock for a moment while it
+            # is constructed (its clean-up); a writer that keeps it is an error.
+            self._lock = _dirlock.acquire(self._directory, patience=_LOCK_PATIENCE)
             self._locked = True
 
     def close(self) -> None:

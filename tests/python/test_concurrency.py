@@ -101,6 +101,37 @@ def test_the_lock_is_refused_in_this_process_when_another_holds_it(tmp_path):
         holder.wait()
 
 
+def test_a_first_save_waits_out_a_brief_hold_by_another_process(tmp_path):
+    # A manager being constructed in another process (another rank of a job)
+    # holds the lock for a moment to clean up; a save meanwhile must not fail.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent("""
+            import sys, time
+            from trackpoint import _dirlock
+            key = _dirlock.acquire(sys.argv[1])
+            print("held", flush=True)
+            time.sleep(0.5)
+            _dirlock.release(key)
+            time.sleep(30)
+        """),
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        m = trackpoint.CheckpointManager(_checkpoint(3.0), tmp_path, max_to_keep=3)
+        assert m.save() == str(tmp_path / "ckpt-1")
+        assert trackpoint.load_variable(tmp_path, "v/.ATTRIBUTES/VARIABLE_VALUE") == 3.0
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_managers_of_one_process_share_the_lock(tmp_path):
     ckpt = _checkpoint()
     first = trackpoint.CheckpointManager(ckpt, tmp_path, max_to_keep=5)

@@ -259,6 +259,13 @@ def _env() -> dict:
     return env
 
 
+def _job_report(proc, result_file) -> str:
+    """A finished worker's output and recorded result, for an assertion message."""
+    output = proc.communicate()[0].decode(errors="replace")
+    result = result_file.read_text() if result_file.exists() else "(no result file)"
+    return f"output:\n{output}\nresult: {result}"
+
+
 def start_job(world: int, task: str, directory, **extra) -> list:
     port = _free_port()
     return [
@@ -500,7 +507,7 @@ def test_killed_at_a_random_moment(tmp_path):
         victim = rng.randrange(2)
         os.kill(procs[victim].pid, signal.SIGKILL)
         codes = finish_job(procs)
-        assert codes[victim] == -signal.SIGKILL
+        assert codes[victim] == -signal.SIGKILL, _job_report(procs[victim], directory / f"loop-{victim}.json")
         assert codes[1 - victim] == 0, procs[1 - victim].communicate()[0].decode(errors="replace")
         # Everything a reader can find is complete, and the latest holds one step's values.
         for index in glob.glob(str(directory / "*.index")):

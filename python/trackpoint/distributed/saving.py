@@ -42,7 +42,9 @@ import numpy as np
 
 from .. import _core
 from .._restore import OBJECT_GRAPH_KEY
-from .._saver import describe_graph, give_back_number, graph_root, run_write_callbacks
+from .._saver import (
+    describe_graph, give_back_number, graph_root, plan_save, run_write_callbacks,
+)
 from ..bundle import FULL_EXTENT, BundleWriter
 from ..dtypes import as_dtype
 from ..errors import CheckpointError, InvalidArgumentError
@@ -105,7 +107,7 @@ def _describe_value(value, dtype) -> tuple:
 def _plan(root) -> tuple:
     """(tensors, serialized object graph) for a save of root on this process."""
     objects, specs, values = describe_graph(root)
-    plan = _core.build_saver_graph(specs, 0)
+    plan = plan_save(specs)
     tensors = []
     for obj_index, tensor_index in plan["tensor_order"]:
         name = specs[obj_index]["tensor_names"][tensor_index]
