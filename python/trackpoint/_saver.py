@@ -10,7 +10,9 @@ from ._plain_values import is_configuration, join, refuse, unsaved_values
 from ._restore import OBJECT_GRAPH_KEY
 from .bundle import BundleWriter
 from .trackable.base import Trackable
+from .trackable.data_structures import DictWrapper, ListWrapper
 from .trackable.python_state import PythonState, UnsavableStateError
+from .trackable.structure import Cache, announced
 
 
 def describe_graph(root: Trackable):
@@ -88,12 +90,39 @@ def plan_save(specs: list) -> dict:
     return plan
 
 
-def snapshot(root: Trackable, pool=None) -> list:
+def snapshot(root: Trackable, pool=None, cache: Cache | None = None) -> list:
     """Everything a write of root needs: ``(key, value, dtype)`` for every
     tensor in data-file order, the object graph last. With a staging pool the
-    values are copies (for a background write); without, the live arrays."""
-    objects, specs, values = describe_graph(root)
-    plan = plan_save(specs)
+    values are copies (for a background write); without, the live arrays.
+
+    With a cache (see ``trackable.structure``), a graph of objects that
+    announce their changes is walked once and its items kept until its
+    structure changes; a save before then reuses them."""
+    items = _kept_items(root, cache)
+    if items is None:
+        objects, specs, values = describe_graph(root)
+        items = _ordered_items(objects, specs, values, plan_save(specs))
+        if cache is not None and all(announced(obj) for obj in objects):
+            containers = [obj for obj in objects if isinstance(obj, (ListWrapper, DictWrapper))]
+            cache.keep((root, containers, items))
+    if pool is None:
+        return list(items)
+    return [(key, pool.copy(key, value), dtype) for key, value, dtype in items[:-1]] + items[-1:]
+
+
+def _kept_items(root: Trackable, cache: Cache | None) -> list | None:
+    """The items a cache holds for root, unless a tracked list or dict of the
+    graph was changed through the plain list or dict it wraps."""
+    kept = cache.value if cache is not None else None
+    if kept is None or kept[0] is not root:
+        return None
+    for container in kept[1]:
+        container._check_external()  # a change found empties the cache
+    return kept[2] if cache.value is kept else None
+
+
+def _ordered_items(objects: list, specs: list, values: list, plan: dict) -> list:
+    """The items of a snapshot in the plan's data-file order."""
     keys = plan["keys"]
     tensor_specs = {}  # per object, fetched once
     items = []
@@ -103,9 +132,7 @@ def snapshot(root: Trackable, pool=None) -> list:
         if obj_specs is None:
             obj_specs = tensor_specs[obj_index] = objects[obj_index]._tensor_specs()
         spec = obj_specs.get(name)
-        key = keys[obj_index][tensor_index]
-        value = values[obj_index][name]
-        items.append((key, pool.copy(key, value) if pool is not None else value,
+        items.append((keys[obj_index][tensor_index], values[obj_index][name],
                       spec[0] if spec else None))
     items.append((OBJECT_GRAPH_KEY, np.array(plan["serialized_graph"], dtype=object), None))
     return items

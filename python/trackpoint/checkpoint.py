@@ -27,6 +27,7 @@ from .state_file import make_directories, update_checkpoint_state
 from .status import InitializationOnlyStatus
 from .trackable.autotrackable import AutoTrackable, as_trackable, wrap_value
 from .trackable.base import Trackable
+from .trackable.structure import Cache, announced, announces_changes, changed
 from .trackable.variable import Variable
 
 __all__ = ["Checkpoint", "CheckpointOptions"]
@@ -75,6 +76,7 @@ def _write_snapshot(items: list, path: str, options: CheckpointOptions | None) -
         write_sharded(items, path, callback)
 
 
+@announces_changes  # its own structure is the Checkpoint's attributes and the root's
 class _RootWithAttachments(Trackable):
     """Node 0 of ``Checkpoint(root=obj, **kwargs)``, as TensorFlow writes it.
 
@@ -256,6 +258,7 @@ class Checkpoint(AutoTrackable):
         if counter is None:
             counter = Variable(0, dtype="int64", name="save_counter", trainable=False)
             self._children()["save_counter"] = counter
+            changed()
             self._handle_new_child("save_counter", counter)
         return counter
 
@@ -277,7 +280,7 @@ class Checkpoint(AutoTrackable):
         if _is_async(options):
             writer = self._async_writer()
             writer.wait()
-            items = snapshot(root, writer.pool)
+            items = snapshot(root, writer.pool, self._walk_cache())
 
             def finish():
                 _write_snapshot(items, path, options)
@@ -288,10 +291,25 @@ class Checkpoint(AutoTrackable):
             writer.submit(finish, on_failed)
             return
         self.sync()
-        _write_snapshot(snapshot(root), path, options)
+        _write_snapshot(snapshot(root, cache=self._walk_cache()), path, options)
         if on_done is not None:
             on_done()
         run_write_callbacks(options, path)
+
+    def _walk_cache(self) -> Cache | None:
+        """Where saves keep their walk of the graph (see trackable.structure);
+        None when the root is held by a weak reference (a cache would keep
+        it alive) or does not announce its changes."""
+        graph_root = self._self_graph_root
+        if graph_root is not None:
+            target = graph_root._self_target
+            if isinstance(target, weakref.ref) or not announced(target):
+                return None
+        cache = self.__dict__.get("_self_walk_cache")
+        if cache is None:
+            cache = Cache()
+            object.__setattr__(self, "_self_walk_cache", cache)
+        return cache
 
     def _async_writer(self) -> AsyncWriter:
         writer = self.__dict__.get("_self_async_writer")

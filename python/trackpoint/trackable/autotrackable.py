@@ -4,6 +4,7 @@ like tf.Module. The list, dict and tuple wrappers are in data_structures.py."""
 from __future__ import annotations
 
 from .base import Trackable
+from .structure import announces_changes, changed
 from .data_structures import (
     DictWrapper,
     ListWrapper,
@@ -17,6 +18,7 @@ __all__ = ["AutoTrackable", "DictWrapper", "ListWrapper", "NoDependency", "Tuple
            "as_trackable", "wrap_value"]
 
 
+@announces_changes
 class AutoTrackable(Trackable):
     """An object whose attributes holding trackables (or lists/dicts of them)
     are its children, in the order they were first assigned.
@@ -41,6 +43,8 @@ class AutoTrackable(Trackable):
         object.__setattr__(self, name, value)  # framework objects stay themselves
         children = self._children()
         trackable = None if keep_out else as_trackable(value)
+        if trackable is not None or name in children or not name.startswith("_"):
+            changed()  # a private plain value (configuration) changes nothing saved
         if trackable is not None:
             is_new = children.get(name) is not trackable
             children[name] = trackable  # keeps its first position when reassigned
@@ -51,6 +55,7 @@ class AutoTrackable(Trackable):
 
     def __delattr__(self, name: str) -> None:
         object.__delattr__(self, name)
+        changed()
         self._children().pop(name, None)
         self._untracked().discard(name)
 

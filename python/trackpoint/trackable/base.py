@@ -32,6 +32,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from .structure import changed
+
 __all__ = ["Trackable"]
 
 
@@ -121,6 +123,7 @@ class Trackable:
                 "as a dependency under that name (pass overwrite=True to replace it)"
             )
         children[name] = trackable
+        changed()
         if current is not trackable:
             self._handle_new_child(name, trackable)
         return trackable

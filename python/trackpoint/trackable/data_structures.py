@@ -33,6 +33,7 @@ from types import GenericAlias
 
 from .base import Trackable
 from .registry import adapt, cached_adapter
+from .structure import announces_changes, changed
 
 __all__ = ["DictWrapper", "ListWrapper", "NoDependency", "TupleWrapper", "as_trackable",
            "wrap_value"]
@@ -100,6 +101,7 @@ def _same_items(a, b) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b))
 
 
+@announces_changes
 class ListWrapper(list, Trackable):
     """A list that tracks its trackable elements as children "0", "1", ...
 
@@ -136,6 +138,7 @@ class ListWrapper(list, Trackable):
     def _updated(self) -> None:
         """After a change: the list's own slots (what C code such as numpy
         reads) and the snapshot take the storage's elements."""
+        changed()
         list.__setitem__(self, slice(None), self._self_storage)
         object.__setattr__(self, "_self_snapshot", list(self._self_storage))
 
@@ -208,6 +211,7 @@ class ListWrapper(list, Trackable):
     def append(self, value) -> None:
         self._check_external(quick=True)
         value = wrap_value(value)
+        changed()
         self._self_storage.append(value)
         list.append(self, value)
         self._self_snapshot.append(value)
@@ -357,6 +361,7 @@ def _same_entries(a: dict, b: dict) -> bool:
     return len(a) == len(b) and all(k in b and b[k] is v for k, v in a.items())
 
 
+@announces_changes
 class DictWrapper(dict, Trackable):
     """A dict that tracks its trackable values as children named by their keys.
 
@@ -387,6 +392,7 @@ class DictWrapper(dict, Trackable):
             self._updated()
 
     def _updated(self) -> None:
+        changed()
         dict.clear(self)
         dict.update(self, self._self_storage)
         object.__setattr__(self, "_self_snapshot", dict(self._self_storage))
@@ -420,6 +426,7 @@ class DictWrapper(dict, Trackable):
     def __setitem__(self, key, value) -> None:
         self._check_external(quick=True)
         value = wrap_value(value)
+        changed()
         self._self_storage[key] = value
         dict.__setitem__(self, key, value)
         self._self_snapshot[key] = value

@@ -7,6 +7,7 @@ import numpy as np
 from ..dtypes import DType, as_dtype
 from ..errors import InvalidArgumentError
 from .base import Trackable
+from .structure import announces_changes
 
 __all__ = ["Variable", "VARIABLE_VALUE"]
 
@@ -30,6 +31,7 @@ def _to_array(value, dtype: DType | None) -> np.ndarray:
     return array
 
 
+@announces_changes  # a variable's structure (name, dtype, shape, value array) never changes
 class Variable(Trackable):
     """A named, mutable tensor held in a numpy array.
 
